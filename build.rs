@@ -1,0 +1,17 @@
+//! Compiles the gRPC contract with protox (pure Rust: no system protoc needed) and writes the
+//! descriptor set that server reflection serves.
+use std::{env, fs, io, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> io::Result<()> {
+    let proto = "proto/tessera/auth/v1/auth.proto";
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile([proto], ["proto"]).map_err(io::Error::other)?;
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR unset"))?);
+    fs::write(out_dir.join("tessera_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)
+}

@@ -1,0 +1,17 @@
+//! Tessera's schema, as sea-orm migrations. `tessera migrate` and `tessera serve` apply them.
+//!
+//! Times are Unix milliseconds in BIGINT columns: one representation that compares and indexes
+//! the same way on SQLite and PostgreSQL.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_schema;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_schema::Migration)]
+    }
+}

@@ -1,0 +1,47 @@
+//! The `tessera` command line (SPEC §5): one file per command group.
+mod client;
+mod keys;
+mod output;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::telemetry::LogFormat;
+
+/// Tessera: short-lived access tokens, introspection and revocation over gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Log line format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply pending migrations, then serve gRPC.
+    Serve(Box<ServeArgs>),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage clients (applications).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Inspect signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Runs a parsed command line. Errors are printed by the caller as one line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(&cli.database, &args).await,
+        Command::Migrate => serve::migrate(&cli.database).await,
+        Command::Client(cmd) => client::run(&cli.database, cmd).await,
+        Command::Keys(cmd) => keys::run(&cli.database, cmd).await,
+    }
+}

@@ -1,0 +1,119 @@
+//! Client authentication, with a cache of verified secrets so that a busy integration client
+//! does not pay an argon2 hash per call.
+use std::{collections::HashMap, sync::Mutex};
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::{DomainError, clients::ClientKind, hashing::HashingPool, random::sha256};
+use crate::store::{Store, entity::clients};
+
+/// A client whose credentials checked out.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub kind: ClientKind,
+    /// Whether a secret was presented (and was right).
+    pub presented_secret: bool,
+}
+
+/// Remembers, per client, the SHA-256 of the last secret that verified against the stored
+/// hash. The stored hash is part of the entry, so a rotation (a new hash in the database,
+/// which every call reads) invalidates it on every instance at once.
+#[derive(Debug, Default)]
+pub struct VerifiedSecrets {
+    entries: Mutex<HashMap<String, (String, [u8; 32])>>,
+}
+
+/// Entries kept at most; past that the cache starts over (a bound, not an LRU).
+const MAX_ENTRIES: usize = 10_000;
+
+impl VerifiedSecrets {
+    fn matches(&self, client_id: &str, stored_hash: &str, secret: &str) -> bool {
+        let entries = match self.entries.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        entries.get(client_id).is_some_and(|(hash, digest)| {
+            hash == stored_hash && bool::from(digest.ct_eq(&sha256(secret)))
+        })
+    }
+
+    fn remember(&self, client_id: &str, stored_hash: &str, secret: &str) {
+        let mut entries = match self.entries.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(client_id.to_owned(), (stored_hash.to_owned(), sha256(secret)));
+    }
+}
+
+/// Checks client credentials against the database.
+#[derive(Debug)]
+pub struct ClientAuthenticator {
+    store: Store,
+    hasher: HashingPool,
+    verified: VerifiedSecrets,
+}
+
+impl ClientAuthenticator {
+    pub fn new(store: Store, hasher: HashingPool) -> Self {
+        Self { store, hasher, verified: VerifiedSecrets::default() }
+    }
+
+    /// Authenticates a client: it must exist and be enabled; an integration client must present
+    /// its secret; a secret that is presented must be right.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: Option<&SecretString>,
+    ) -> Result<AuthenticatedClient, DomainError> {
+        let client = self.store.find_client(client_id).await?.ok_or(DomainError::InvalidClient)?;
+        if client.disabled_at.is_some() {
+            return Err(DomainError::InvalidClient);
+        }
+        let kind = ClientKind::parse(&client.kind)
+            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("client has unknown kind")))?;
+        match (kind, secret) {
+            (ClientKind::Integration, None) => Err(DomainError::InvalidClient),
+            (_, None) => Ok(AuthenticatedClient { client_id: client.client_id, kind, presented_secret: false }),
+            (_, Some(secret)) => {
+                self.check_secret(&client, secret).await?;
+                Ok(AuthenticatedClient { client_id: client.client_id, kind, presented_secret: true })
+            }
+        }
+    }
+
+    async fn check_secret(&self, client: &clients::Model, secret: &SecretString) -> Result<(), DomainError> {
+        let Some(stored) = client.secret_hash.as_deref() else {
+            return Err(DomainError::InvalidClient);
+        };
+        if self.verified.matches(&client.client_id, stored, secret.expose_secret()) {
+            return Ok(());
+        }
+        if self.hasher.verify(secret.clone(), stored.to_owned()).await? {
+            self.verified.remember(&client.client_id, stored, secret.expose_secret());
+            Ok(())
+        } else {
+            Err(DomainError::InvalidClient)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_matches_only_the_same_secret_under_the_same_stored_hash() {
+        let cache = VerifiedSecrets::default();
+        cache.remember("c", "hash-1", "secret");
+        assert!(cache.matches("c", "hash-1", "secret"));
+        assert!(!cache.matches("c", "hash-1", "other"));
+        assert!(!cache.matches("c", "hash-2", "secret"));
+        assert!(!cache.matches("d", "hash-1", "secret"));
+    }
+}

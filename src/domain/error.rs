@@ -1,0 +1,79 @@
+//! The one error type of the domain: what a caller can act on.
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// One malformed field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: &'static str,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self { field, description: description.into() }
+    }
+}
+
+/// Why a request failed. Each variant is one row of SPEC §4's error table.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("the request is missing a field or has a malformed one")]
+    InvalidRequest(Vec<FieldViolation>),
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("the grant is invalid, expired or revoked")]
+    InvalidGrant,
+    #[error("this client may not use this grant")]
+    UnauthorizedClient,
+    #[error("the token belongs to another client")]
+    ForeignToken,
+    #[error("the requested scope is wider than the grant allows")]
+    InvalidScope,
+    #[error("too many attempts; retry later")]
+    SlowDown { retry_after: Duration },
+    #[error("this grant type is not supported yet")]
+    UnsupportedGrant,
+    #[error("introspection requires `authorization: Bearer <access token of an integration client>`")]
+    MissingCallerToken,
+    #[error("introspection requires an active access token of an integration client")]
+    CallerNotAllowed,
+    #[error("the service is temporarily unavailable; retry later")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl DomainError {
+    /// A single invalid field.
+    pub fn invalid_field(field: &'static str, description: impl Into<String>) -> Self {
+        Self::InvalidRequest(vec![FieldViolation::new(field, description)])
+    }
+
+    /// The OAuth error code (the `ErrorInfo` reason) of this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient | Self::MissingCallerToken => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient | Self::ForeignToken | Self::CallerNotAllowed => {
+                "unauthorized_client"
+            }
+            Self::InvalidScope => "invalid_scope",
+            Self::SlowDown { .. } => "slow_down",
+            Self::UnsupportedGrant => "unsupported_grant_type",
+            Self::Unavailable => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Self::Unavailable,
+            other => Self::Internal(other.into()),
+        }
+    }
+}

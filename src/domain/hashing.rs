@@ -1,0 +1,130 @@
+//! argon2id hashing of secrets, off the async executor and bounded in flight.
+use std::{sync::Arc, time::Duration};
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
+    password_hash::SaltString,
+};
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use super::DomainError;
+
+/// argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl HashCost {
+    /// OWASP's recommendation: m = 19 MiB, t = 2, p = 1.
+    pub const OWASP: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+
+    fn params(self) -> Result<Params, argon2::Error> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+    }
+}
+
+/// Runs argon2id on the blocking pool, at most `permits` hashes at once. A caller that cannot
+/// get a permit within `max_wait` is told to slow down instead of queueing without bound.
+#[derive(Clone, Debug)]
+pub struct HashingPool {
+    permits: Arc<Semaphore>,
+    params: Params,
+    max_wait: Duration,
+}
+
+impl HashingPool {
+    /// A pool with `permits` concurrent hashes of the given cost.
+    pub fn new(cost: HashCost, permits: usize, max_wait: Duration) -> Result<Self, argon2::Error> {
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            params: cost.params()?,
+            max_wait,
+        })
+    }
+
+    /// A pool sized to the machine: one hash per core.
+    pub fn for_this_machine(cost: HashCost) -> Result<Self, argon2::Error> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(cost, cores, Duration::from_millis(200))
+    }
+
+    /// The PHC string of an argon2id hash of `secret` with a fresh salt.
+    pub async fn hash(&self, secret: SecretString) -> Result<String, DomainError> {
+        let params = self.params.clone();
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2id(params)
+                .hash_password(secret.expose_secret().as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| DomainError::Internal(anyhow::anyhow!("argon2 hash failed: {e}")))
+        })
+        .await
+    }
+
+    /// Whether `secret` matches the PHC string `phc`. A malformed PHC string never matches.
+    pub async fn verify(&self, secret: SecretString, phc: String) -> Result<bool, DomainError> {
+        let params = self.params.clone();
+        self.run(move || {
+            let Ok(hash) = PasswordHash::new(&phc) else { return Ok(false) };
+            Ok(argon2id(params).verify_password(secret.expose_secret().as_bytes(), &hash).is_ok())
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+    ) -> Result<T, DomainError> {
+        let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| DomainError::SlowDown { retry_after: Duration::from_secs(1) })?
+            .map_err(|e| DomainError::Internal(e.into()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = job();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| DomainError::Internal(e.into()))?
+    }
+}
+
+fn argon2id(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> HashingPool {
+        HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(5)).expect("valid params")
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_secret_and_nothing_else() {
+        let pool = pool();
+        let phc = pool.hash(SecretString::from("right")).await.expect("hash");
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(pool.verify(SecretString::from("right"), phc.clone()).await.expect("verify"));
+        assert!(!pool.verify(SecretString::from("wrong"), phc).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_hash_never_matches() {
+        assert!(!pool().verify(SecretString::from("x"), "nonsense".into()).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_says_slow_down() {
+        let pool = HashingPool::new(HashCost::OWASP, 1, Duration::from_millis(10)).expect("pool");
+        let _held = pool.permits.clone().acquire_owned().await.expect("permit");
+        let err = pool.hash(SecretString::from("x")).await.expect_err("must be refused");
+        assert!(matches!(err, DomainError::SlowDown { .. }));
+    }
+}

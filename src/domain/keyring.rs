@@ -1,0 +1,254 @@
+//! The signing keys every instance shares: loaded from the database, the secret half opened
+//! with the master key, the first one made on first start.
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use pasetors::{
+    keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey, Generate},
+    paserk::{FormatAsPaserk, Id},
+    version4::V4,
+};
+
+use super::{
+    clock::now_ms,
+    master_key::{MasterKey, MasterKeyError},
+    token::{self, AccessClaims, Unverified},
+};
+use crate::store::{Store, StoreError, entity::signing_keys};
+
+/// Why the key ring could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("TESSERA_MASTER_KEY {0}")]
+    MasterKey(#[from] MasterKeyError),
+    #[error("signing key {kid} in the database is damaged")]
+    Damaged { kid: String },
+    #[error("could not make a signing key: {0}")]
+    Crypto(String),
+}
+
+/// A public key as GetKeySet and `keys list` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PublishedKey {
+    pub kid: String,
+    pub paserk: String,
+    pub created_at: i64,
+    pub retire_at: Option<i64>,
+    pub signing: bool,
+}
+
+struct SigningKey {
+    kid: String,
+    secret: AsymmetricSecretKey<V4>,
+}
+
+struct VerifyingKey {
+    public: AsymmetricPublicKey<V4>,
+    retire_at: Option<i64>,
+}
+
+struct Keys {
+    signing: SigningKey,
+    verifying: HashMap<String, VerifyingKey>,
+}
+
+/// What checking a token's signature found.
+pub enum Verification {
+    /// Signed by one of our live keys; times not yet checked.
+    Signed(AccessClaims),
+    /// The footer names a key we do not know (yet: another instance may have made it).
+    UnknownKey,
+    /// Not a token of ours.
+    Invalid,
+}
+
+/// Minimum time between two reloads caused by unknown key ids, so that forged kids cannot
+/// turn into a database flood.
+const RELOAD_INTERVAL_MS: i64 = 1_000;
+
+/// The key ring of one instance.
+pub struct KeyRing {
+    store: Store,
+    master: MasterKey,
+    keys: RwLock<Arc<Keys>>,
+    last_reload: AtomicI64,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, making the first one if the database has none.
+    pub async fn open(store: Store, master: MasterKey) -> Result<Self, KeyRingError> {
+        let keys = load_or_create(&store, &master).await?;
+        Ok(Self { store, master, keys: RwLock::new(Arc::new(keys)), last_reload: AtomicI64::new(now_ms()) })
+    }
+
+    fn snapshot(&self) -> Arc<Keys> {
+        match self.keys.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Signs an access token with the current signing key.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, anyhow::Error> {
+        let keys = self.snapshot();
+        token::sign(claims, &keys.signing.kid, &keys.signing.secret)
+    }
+
+    /// The id of the key that signs new tokens.
+    pub fn signing_kid(&self) -> String {
+        self.snapshot().signing.kid.clone()
+    }
+
+    /// Checks a token's signature against our live keys.
+    pub fn verify(&self, token: &Unverified, now: i64) -> Verification {
+        let keys = self.snapshot();
+        let Some(key) = keys.verifying.get(token.kid()) else {
+            return Verification::UnknownKey;
+        };
+        if key.retire_at.is_some_and(|at| at <= now) {
+            return Verification::Invalid;
+        }
+        match token.verify(&key.public) {
+            Some(claims) => Verification::Signed(claims),
+            None => Verification::Invalid,
+        }
+    }
+
+    /// Reloads the keys from the database unless that was done less than a second ago.
+    /// Returns whether it reloaded.
+    pub async fn reload_if_stale(&self) -> Result<bool, KeyRingError> {
+        let now = now_ms();
+        let last = self.last_reload.load(Ordering::Relaxed);
+        if now - last < RELOAD_INTERVAL_MS
+            || self.last_reload.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return Ok(false);
+        }
+        let keys = load_or_create(&self.store, &self.master).await?;
+        match self.keys.write() {
+            Ok(mut guard) => *guard = Arc::new(keys),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+        Ok(true)
+    }
+
+    /// The keys that still verify tokens, newest first, as stored in the database.
+    pub async fn published(&self, now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
+        published(&self.store, now).await
+    }
+}
+
+/// The keys that still verify tokens, newest first, without opening any secret half.
+pub async fn published(store: &Store, now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
+    let rows = store.list_signing_keys().await?;
+    let signing_generation = rows.first().map(|r| r.generation);
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        if row.retire_at.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let public = public_key(&row)?;
+        out.push(PublishedKey {
+            kid: row.kid.clone(),
+            paserk: paserk_public(&public),
+            created_at: row.created_at,
+            retire_at: row.retire_at,
+            signing: Some(row.generation) == signing_generation,
+        });
+    }
+    Ok(out)
+}
+
+/// `k4.public.<base64url>` for a public key.
+pub fn paserk_public(key: &AsymmetricPublicKey<V4>) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = key.fmt(&mut out);
+    out
+}
+
+/// `k4.pid.<...>`: the PASERK id of a public key, used as `kid`.
+pub fn paserk_pid(key: &AsymmetricPublicKey<V4>) -> String {
+    let mut out = String::new();
+    let _ = Id::from(key).fmt(&mut out);
+    out
+}
+
+fn public_key(row: &signing_keys::Model) -> Result<AsymmetricPublicKey<V4>, KeyRingError> {
+    let public = AsymmetricPublicKey::<V4>::from(&row.public_key)
+        .map_err(|_| KeyRingError::Damaged { kid: row.kid.clone() })?;
+    if paserk_pid(&public) != row.kid {
+        return Err(KeyRingError::Damaged { kid: row.kid.clone() });
+    }
+    Ok(public)
+}
+
+async fn load_or_create(store: &Store, master: &MasterKey) -> Result<Keys, KeyRingError> {
+    // Two instances starting at once may race to make the first key: the generation is
+    // unique, so one insert loses and that instance simply loads the winner's key.
+    for _ in 0..3 {
+        let rows = store.list_signing_keys().await?;
+        if let Some(newest) = rows.first() {
+            return keys_from_rows(&rows, newest, master);
+        }
+        match store.insert_signing_key(new_key_row(master, 1, now_ms())?).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(KeyRingError::Crypto("no signing key after three attempts".into()))
+}
+
+fn keys_from_rows(
+    rows: &[signing_keys::Model],
+    newest: &signing_keys::Model,
+    master: &MasterKey,
+) -> Result<Keys, KeyRingError> {
+    let opened = master.open(&newest.sealed_secret_key)?;
+    let secret = AsymmetricSecretKey::<V4>::from(&opened)
+        .map_err(|_| KeyRingError::Damaged { kid: newest.kid.clone() })?;
+    let derived = AsymmetricPublicKey::<V4>::try_from(&secret)
+        .map_err(|_| KeyRingError::Damaged { kid: newest.kid.clone() })?;
+    if derived.as_bytes() != newest.public_key.as_slice() {
+        return Err(KeyRingError::Damaged { kid: newest.kid.clone() });
+    }
+    let mut verifying = HashMap::with_capacity(rows.len());
+    for row in rows {
+        verifying.insert(row.kid.clone(), VerifyingKey { public: public_key(row)?, retire_at: row.retire_at });
+    }
+    Ok(Keys { signing: SigningKey { kid: newest.kid.clone(), secret }, verifying })
+}
+
+/// A fresh key pair as a row, its secret half sealed under the master key.
+pub fn new_key_row(
+    master: &MasterKey,
+    generation: i64,
+    now: i64,
+) -> Result<signing_keys::Model, KeyRingError> {
+    let pair = AsymmetricKeyPair::<V4>::generate().map_err(|e| KeyRingError::Crypto(e.to_string()))?;
+    let sealed = master
+        .seal(pair.secret.as_bytes())
+        .map_err(|e| KeyRingError::Crypto(e.to_string()))?;
+    Ok(signing_keys::Model {
+        kid: paserk_pid(&pair.public),
+        generation,
+        public_key: pair.public.as_bytes().to_vec(),
+        sealed_secret_key: sealed,
+        created_at: now,
+        superseded_at: None,
+        retire_at: None,
+    })
+}

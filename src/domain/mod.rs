@@ -1,0 +1,16 @@
+//! Grants, sessions, tokens, secret hashing: the logic of Tessera, over the store.
+pub mod client_auth;
+pub mod clients;
+pub mod clock;
+pub mod error;
+pub mod hashing;
+pub mod keyring;
+pub mod master_key;
+pub mod policy;
+pub mod random;
+pub mod scope;
+pub mod service;
+pub mod token;
+
+pub use error::{DomainError, FieldViolation};
+pub use service::TokenService;

@@ -1,0 +1,350 @@
+//! `TokenService`: the grants, introspection and revocation of SPEC §2–§4, over the store.
+use secrecy::SecretString;
+
+use super::{
+    DomainError,
+    client_auth::{AuthenticatedClient, ClientAuthenticator},
+    clients::ClientKind,
+    clock::{ms, now_ms},
+    hashing::HashingPool,
+    keyring::{KeyRing, PublishedKey, Verification},
+    policy::TokenPolicy,
+    random::{looks_like_secret, new_secret, sha256_hex},
+    scope,
+    token::{AccessClaims, Unverified},
+};
+use crate::store::{
+    NewSession, Store,
+    entity::{refresh_tokens, sessions},
+};
+
+/// What the client asked for in IssueToken, validated for shape by the gRPC layer.
+#[derive(Debug)]
+pub struct IssueRequest {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub scope: String,
+    pub grant: Grant,
+}
+
+/// The grant of an IssueToken request.
+#[derive(Debug)]
+pub enum Grant {
+    ClientCredentials,
+    Password { username: String, password: SecretString },
+    TokenExchange { subject_token: SecretString, subject_token_type: String },
+    RefreshToken { refresh_token: SecretString },
+}
+
+/// A freshly issued token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in_secs: i64,
+    pub refresh_token: Option<String>,
+    pub scope: String,
+    pub issued_token_type: Option<String>,
+}
+
+/// Which kind of token an introspected one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// What an active token says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveToken {
+    pub kind: TokenKind,
+    pub scope: String,
+    pub client_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    pub jti: Option<String>,
+    pub iss: String,
+    pub expires_at: i64,
+    pub issued_at: i64,
+}
+
+/// Issues, checks and revokes tokens.
+#[derive(Debug)]
+pub struct TokenService {
+    store: Store,
+    keys: KeyRing,
+    clients: ClientAuthenticator,
+    policy: TokenPolicy,
+}
+
+impl TokenService {
+    pub fn new(store: Store, keys: KeyRing, hasher: HashingPool, policy: TokenPolicy) -> Self {
+        let clients = ClientAuthenticator::new(store.clone(), hasher);
+        Self { store, keys, clients, policy }
+    }
+
+    /// The key ring, for tests and tools that sign their own tokens.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
+    }
+
+    /// IssueToken.
+    pub async fn issue(&self, request: IssueRequest) -> Result<IssuedToken, DomainError> {
+        let client = self.clients.authenticate(&request.client_id, request.client_secret.as_ref()).await?;
+        match request.grant {
+            Grant::ClientCredentials => self.client_credentials(&client, &request.scope).await,
+            Grant::Password { .. } | Grant::TokenExchange { .. } | Grant::RefreshToken { .. } => {
+                Err(DomainError::UnsupportedGrant)
+            }
+        }
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &AuthenticatedClient,
+        requested_scope: &str,
+    ) -> Result<IssuedToken, DomainError> {
+        match client.kind {
+            ClientKind::Marketplace => {
+                let scope = scope::narrow(requested_scope, scope::PUBLIC_READ)?;
+                let now = now_ms();
+                let claims = self.access_claims(&client.client_id, &client.client_id, scope, None, now, self.policy.access_token_ttl);
+                self.issued(claims, None)
+            }
+            ClientKind::Integration => {
+                let scope = scope::narrow(requested_scope, scope::INTEG)?;
+                let now = now_ms();
+                let (sid, refresh_token) = self.start_session(&client.client_id, None, &scope, now).await?;
+                let claims = self.access_claims(&client.client_id, &client.client_id, scope, Some(sid), now, self.policy.access_token_ttl);
+                self.issued(claims, Some(refresh_token))
+            }
+        }
+    }
+
+    fn access_claims(
+        &self,
+        client_id: &str,
+        sub: &str,
+        scope: String,
+        sid: Option<String>,
+        now: i64,
+        ttl: std::time::Duration,
+    ) -> AccessClaims {
+        AccessClaims {
+            iss: self.policy.issuer.clone(),
+            sub: sub.to_owned(),
+            client_id: client_id.to_owned(),
+            scope,
+            jti: uuid::Uuid::new_v4().to_string(),
+            issued_at: now,
+            not_before: now,
+            expires_at: now.saturating_add(ms(ttl)),
+            sid,
+        }
+    }
+
+    fn issued(&self, claims: AccessClaims, refresh_token: Option<String>) -> Result<IssuedToken, DomainError> {
+        let access_token = self.keys.sign(&claims).map_err(DomainError::Internal)?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in_secs: (claims.expires_at - claims.issued_at) / 1000,
+            refresh_token,
+            scope: claims.scope,
+            issued_token_type: None,
+        })
+    }
+
+    /// Starts a session with its first refresh token. Returns the sid and the refresh token.
+    async fn start_session(
+        &self,
+        client_id: &str,
+        user_id: Option<&str>,
+        scope: &str,
+        now: i64,
+    ) -> Result<(String, String), DomainError> {
+        let sid = uuid::Uuid::new_v4().to_string();
+        let session_expires = now.saturating_add(ms(self.policy.session_max_ttl));
+        let refresh_token = new_secret();
+        store_session(&self.store, NewSession {
+            session: sessions::Model {
+                sid: sid.clone(),
+                client_id: client_id.to_owned(),
+                user_id: user_id.map(str::to_owned),
+                scope: scope.to_owned(),
+                created_at: now,
+                expires_at: session_expires,
+                ended_at: None,
+                end_reason: None,
+            },
+            refresh_token: refresh_tokens::Model {
+                token_hash: sha256_hex(&refresh_token),
+                sid: sid.clone(),
+                client_id: client_id.to_owned(),
+                created_at: now,
+                expires_at: now.saturating_add(ms(self.policy.refresh_token_ttl)).min(session_expires),
+                spent_at: None,
+            },
+        })
+        .await?;
+        Ok((sid, refresh_token))
+    }
+
+    /// IntrospectToken: the token's facts when it is active, `None` for anything else.
+    pub async fn introspect(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
+        if let Some(parsed) = Unverified::parse(token) {
+            return self.introspect_access(&parsed).await;
+        }
+        if looks_like_secret(token) {
+            return self.introspect_refresh(token).await;
+        }
+        Ok(None)
+    }
+
+    async fn introspect_access(&self, token: &Unverified) -> Result<Option<ActiveToken>, DomainError> {
+        let Some(claims) = self.verified_claims(token).await? else { return Ok(None) };
+        if !self.is_access_token_live(&claims).await? {
+            return Ok(None);
+        }
+        Ok(Some(ActiveToken {
+            kind: TokenKind::Access,
+            scope: claims.scope,
+            client_id: claims.client_id,
+            sub: claims.sub,
+            sid: claims.sid,
+            jti: Some(claims.jti),
+            iss: claims.iss,
+            expires_at: claims.expires_at,
+            issued_at: claims.issued_at,
+        }))
+    }
+
+    /// Signature, issuer and times: what a token proves by itself.
+    async fn verified_claims(&self, token: &Unverified) -> Result<Option<AccessClaims>, DomainError> {
+        let now = now_ms();
+        Ok(self
+            .signed_claims(token, now)
+            .await?
+            .filter(|claims| claims.is_valid_at(now, ms(self.policy.clock_leeway))))
+    }
+
+    /// Signature and issuer only: a token of ours, valid or not at this moment.
+    async fn signed_claims(&self, token: &Unverified, now: i64) -> Result<Option<AccessClaims>, DomainError> {
+        let mut verification = self.keys.verify(token, now);
+        if matches!(verification, Verification::UnknownKey) {
+            // Another instance may have made or rotated a key since we loaded ours.
+            if self.keys.reload_if_stale().await.map_err(|e| DomainError::Internal(e.into()))? {
+                verification = self.keys.verify(token, now);
+            }
+        }
+        let Verification::Signed(claims) = verification else { return Ok(None) };
+        Ok((claims.iss == self.policy.issuer).then_some(claims))
+    }
+
+    /// What the database says about a correctly signed token: its client, session and
+    /// revocation.
+    async fn is_access_token_live(&self, claims: &AccessClaims) -> Result<bool, DomainError> {
+        let Some(client) = self.store.find_client(&claims.client_id).await? else { return Ok(false) };
+        if client.disabled_at.is_some() || claims.issued_at < client.tokens_valid_after {
+            return Ok(false);
+        }
+        if let Some(sid) = &claims.sid {
+            let Some(session) = self.store.find_session(sid).await? else { return Ok(false) };
+            if session.ended_at.is_some() || session.expires_at <= now_ms() || session.client_id != claims.client_id {
+                return Ok(false);
+            }
+        }
+        Ok(!self.store.is_token_revoked(&claims.jti).await?)
+    }
+
+    async fn introspect_refresh(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
+        let now = now_ms();
+        let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else { return Ok(None) };
+        if row.spent_at.is_some() || row.expires_at <= now {
+            return Ok(None);
+        }
+        let Some(session) = self.store.find_session(&row.sid).await? else { return Ok(None) };
+        if session.ended_at.is_some() || session.expires_at <= now {
+            return Ok(None);
+        }
+        let Some(client) = self.store.find_client(&row.client_id).await? else { return Ok(None) };
+        if client.disabled_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(ActiveToken {
+            kind: TokenKind::Refresh,
+            scope: session.scope,
+            sub: session.user_id.unwrap_or_else(|| row.client_id.clone()),
+            client_id: row.client_id,
+            sid: Some(row.sid),
+            jti: None,
+            iss: self.policy.issuer.clone(),
+            expires_at: row.expires_at,
+            issued_at: row.created_at,
+        }))
+    }
+
+    /// Checks the bearer token of an IntrospectToken caller: it must be an active `integ`
+    /// access token. Returns the caller's client_id.
+    pub async fn authorize_introspection(&self, bearer: Option<&str>) -> Result<String, DomainError> {
+        let token = bearer.ok_or(DomainError::MissingCallerToken)?;
+        let Some(parsed) = Unverified::parse(token) else { return Err(DomainError::CallerNotAllowed) };
+        match self.introspect_access(&parsed).await? {
+            Some(active) if scope::has(&active.scope, scope::INTEG) => Ok(active.client_id),
+            _ => Err(DomainError::CallerNotAllowed),
+        }
+    }
+
+    /// RevokeToken (RFC 7009): a token of a session ends the session; an anonymous token is
+    /// revoked alone; unknown or invalid tokens are accepted silently; another client's token
+    /// is refused and left alone.
+    pub async fn revoke(
+        &self,
+        client_id: &str,
+        secret: Option<&SecretString>,
+        token: &str,
+    ) -> Result<(), DomainError> {
+        let client = self.clients.authenticate(client_id, secret).await?;
+        let now = now_ms();
+        if let Some(parsed) = Unverified::parse(token) {
+            // Expired tokens still name a session that may be alive: ending it is what a
+            // logout with a stale access token means.
+            let Some(claims) = self.signed_claims(&parsed, now).await? else { return Ok(()) };
+            if claims.client_id != client.client_id {
+                return Err(DomainError::ForeignToken);
+            }
+            match &claims.sid {
+                Some(sid) => self.store.end_session(sid, now, "revoked").await?,
+                None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
+                    let expires = claims.expires_at.saturating_add(ms(self.policy.clock_leeway));
+                    self.store.revoke_token(&claims.jti, &claims.client_id, now, expires).await?
+                }
+                None => {}
+            }
+            return Ok(());
+        }
+        if looks_like_secret(token) {
+            let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else { return Ok(()) };
+            if row.client_id != client.client_id {
+                return Err(DomainError::ForeignToken);
+            }
+            self.store.end_session(&row.sid, now, "revoked").await?;
+        }
+        Ok(())
+    }
+
+    /// GetKeySet: the public keys that verify tokens now.
+    pub async fn key_set(&self) -> Result<Vec<PublishedKey>, DomainError> {
+        self.keys.published(now_ms()).await.map_err(|e| match e {
+            super::keyring::KeyRingError::Store(s) => DomainError::from(s),
+            other => DomainError::Internal(other.into()),
+        })
+    }
+}
+
+async fn store_session(store: &Store, new: NewSession) -> Result<(), DomainError> {
+    store.start_session(new).await.map_err(DomainError::from)
+}

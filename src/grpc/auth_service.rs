@@ -1,0 +1,162 @@
+//! `tessera.auth.v1.AuthService`: each RPC validates its message, calls the domain, and
+//! translates the answer. One tracing span per RPC with method, client_id and outcome.
+use std::{future::Future, sync::Arc};
+
+use prost_types::Timestamp;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, field::Empty};
+
+use super::{pb, request};
+use crate::config::IntrospectionAuth;
+use crate::domain::{
+    DomainError, TokenService,
+    service::{ActiveToken, TokenKind},
+};
+
+/// The gRPC face of [`TokenService`].
+#[derive(Clone, Debug)]
+pub struct AuthServiceImpl {
+    tokens: Arc<TokenService>,
+    introspection_auth: IntrospectionAuth,
+}
+
+impl AuthServiceImpl {
+    pub fn new(tokens: Arc<TokenService>, introspection_auth: IntrospectionAuth) -> Self {
+        Self { tokens, introspection_auth }
+    }
+}
+
+/// Runs one RPC inside its span and records how it ended.
+async fn traced<T>(
+    method: &'static str,
+    client_id: &str,
+    work: impl Future<Output = Result<T, DomainError>>,
+) -> Result<Response<T>, Status> {
+    let span = tracing::info_span!("rpc", method, client_id = request::loggable_client_id(client_id), outcome = Empty);
+    async move {
+        let result = work.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        tracing::Span::current().record("outcome", outcome);
+        tracing::info!(outcome, "rpc finished");
+        result.map(Response::new).map_err(Status::from)
+    }
+    .instrument(span)
+    .await
+}
+
+fn timestamp(unix_ms: i64) -> Timestamp {
+    Timestamp { seconds: unix_ms.div_euclid(1000), nanos: (unix_ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn introspection_response(active: Option<ActiveToken>) -> pb::IntrospectTokenResponse {
+    let Some(t) = active else { return pb::IntrospectTokenResponse::default() };
+    pb::IntrospectTokenResponse {
+        active: true,
+        scope: t.scope,
+        client_id: t.client_id,
+        sub: t.sub,
+        sid: t.sid.unwrap_or_default(),
+        jti: t.jti.unwrap_or_default(),
+        iss: t.iss,
+        token_type: match t.kind {
+            TokenKind::Access => pb::TokenType::AccessToken,
+            TokenKind::Refresh => pb::TokenType::RefreshToken,
+        } as i32,
+        expire_time: Some(timestamp(t.expires_at)),
+        issue_time: Some(timestamp(t.issued_at)),
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header, if there is one.
+fn bearer<T>(req: &Request<T>) -> Option<&str> {
+    let value = req.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+#[tonic::async_trait]
+impl pb::auth_service_server::AuthService for AuthServiceImpl {
+    async fn issue_token(
+        &self,
+        req: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let req = req.into_inner();
+        let client_id = req.client_id.clone();
+        traced("IssueToken", &client_id, async {
+            let issued = self.tokens.issue(request::issue_request(req)?).await?;
+            Ok(pb::IssueTokenResponse {
+                access_token: issued.access_token,
+                token_type: "bearer".into(),
+                expires_in: issued.expires_in_secs,
+                refresh_token: issued.refresh_token.unwrap_or_default(),
+                scope: issued.scope,
+                issued_token_type: issued.issued_token_type.unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn introspect_token(
+        &self,
+        req: Request<pb::IntrospectTokenRequest>,
+    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+        let caller = match self.introspection_auth {
+            IntrospectionAuth::None => Ok(String::new()),
+            IntrospectionAuth::Bearer => {
+                if bearer(&req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
+                    Err(DomainError::CallerNotAllowed)
+                } else {
+                    self.tokens.authorize_introspection(bearer(&req)).await
+                }
+            }
+        };
+        let caller_id = caller.as_deref().unwrap_or("").to_owned();
+        let req = req.into_inner();
+        traced("IntrospectToken", &caller_id, async {
+            caller?;
+            request::introspected_token(&req)?;
+            Ok(introspection_response(self.tokens.introspect(&req.token).await?))
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let mut req = req.into_inner();
+        let client_id = req.client_id.clone();
+        traced("RevokeToken", &client_id, async {
+            request::revoke_request(&req)?;
+            let secret = request::revoke_secret(&mut req);
+            self.tokens.revoke(&req.client_id, secret.as_ref(), &req.token).await?;
+            Ok(pb::RevokeTokenResponse {})
+        })
+        .await
+    }
+
+    async fn get_key_set(
+        &self,
+        _req: Request<pb::GetKeySetRequest>,
+    ) -> Result<Response<pb::GetKeySetResponse>, Status> {
+        traced("GetKeySet", "", async {
+            let keys = self.tokens.key_set().await?;
+            Ok(pb::GetKeySetResponse {
+                keys: keys
+                    .into_iter()
+                    .map(|k| pb::PublicKey {
+                        kid: k.kid,
+                        paserk: k.paserk,
+                        create_time: Some(timestamp(k.created_at)),
+                        retire_time: k.retire_at.map(timestamp),
+                        signing: k.signing,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}

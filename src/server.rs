@@ -1,0 +1,206 @@
+//! Builds the application: database, migrations, master key, key ring, and the tonic router
+//! with AuthService, health and reflection. Binds first, then serves (tests bind port 0).
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::config::{Config, redact_url};
+use crate::domain::{
+    TokenService,
+    hashing::{HashCost, HashingPool},
+    keyring::KeyRing,
+    master_key::MasterKey,
+};
+use crate::grpc::{
+    auth_service::AuthServiceImpl,
+    health::{report, watch_database},
+    pb::{self, auth_service_server::AuthServiceServer},
+};
+use crate::store::{self, Backend, Store};
+
+/// Requests larger than this are refused before they are decoded.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A built, bound, not yet serving Tessera.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+    tokens: Arc<TokenService>,
+    config: Config,
+}
+
+impl Application {
+    /// Connects, migrates, opens the key ring and binds the listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let backend = Backend::of_url(&config.database_url).context("unsupported database URL")?;
+        let master = resolve_master_key(&config, backend)?;
+        let db = store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(&config.database_url)))?;
+        store::migrate(&db).await.context("cannot apply migrations")?;
+        let store = Store::new(db);
+        let keys = KeyRing::open(store.clone(), master).await.context("cannot open the signing keys")?;
+        let hasher = HashingPool::for_this_machine(HashCost::OWASP).context("invalid argon2 parameters")?;
+        let tokens = Arc::new(TokenService::new(store.clone(), keys, hasher, config.policy.clone()));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self { listener, local_addr, store, tokens, config })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token service, for tests that need to reach behind the API.
+    pub fn tokens(&self) -> Arc<TokenService> {
+        self.tokens.clone()
+    }
+
+    /// The store, for tests and tools.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight calls.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then reports NOT_SERVING and drains in-flight calls.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        report(&reporter, ServingStatus::Serving).await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let watcher = tokio::spawn(watch_database(self.store.clone(), reporter.clone(), stop_rx));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let auth = AuthServiceServer::new(AuthServiceImpl::new(self.tokens.clone(), self.config.introspection_auth))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
+        let shutdown_reporter = reporter.clone();
+        let result = Server::builder()
+            .timeout(Duration::from_secs(30))
+            .add_service(auth)
+            .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .serve_with_incoming_shutdown(incoming, async move {
+                stop.await;
+                let _ = stop_tx.send(true);
+                report(&shutdown_reporter, ServingStatus::NotServing).await;
+                tracing::info!("shutting down: draining in-flight calls");
+            })
+            .await;
+        watcher.abort();
+        result.context("server failed")
+    }
+}
+
+/// The master key: the configured one; on SQLite without one, a dev key kept in a 0600 file
+/// beside the database (with a warning); on PostgreSQL without one, an error.
+fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<MasterKey> {
+    if let Some(text) = &config.master_key {
+        return MasterKey::from_base64(text.expose_secret())
+            .map_err(|e| anyhow::anyhow!("invalid TESSERA_MASTER_KEY: {e}"));
+    }
+    if backend == Backend::Postgres {
+        anyhow::bail!("TESSERA_MASTER_KEY is required with PostgreSQL (make one with: openssl rand -base64 32)");
+    }
+    let Some(path) = dev_master_key_path(&config.database_url) else {
+        tracing::warn!("TESSERA_MASTER_KEY is not set: using a throw-away key for this in-memory database");
+        return Ok(MasterKey::generate().0);
+    };
+    load_or_create_dev_key(&path)
+}
+
+/// `<database file>.master-key` for a file-backed SQLite URL; `None` for in-memory ones.
+pub fn dev_master_key_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || database_url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(format!("{path}.master-key")))
+}
+
+fn load_or_create_dev_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: using the development key file (set TESSERA_MASTER_KEY in production)");
+            MasterKey::from_base64(&text).map_err(|e| anyhow::anyhow!("invalid master key file {}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = MasterKey::generate();
+            write_private_file(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: made a development key file (set TESSERA_MASTER_KEY in production)");
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_key_file_sits_beside_the_sqlite_file() {
+        assert_eq!(dev_master_key_path("sqlite://tessera.db?mode=rwc"), Some(PathBuf::from("tessera.db.master-key")));
+        assert_eq!(dev_master_key_path("sqlite:///var/lib/t.db"), Some(PathBuf::from("/var/lib/t.db.master-key")));
+        assert_eq!(dev_master_key_path("sqlite::memory:"), None);
+        assert_eq!(dev_master_key_path("postgres://h/db"), None);
+    }
+}

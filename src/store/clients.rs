@@ -1,0 +1,73 @@
+//! Queries on clients.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait, sea_query::Expr,
+};
+
+use super::entity::{clients, sessions};
+use super::{Store, StoreError};
+
+impl Store {
+    /// Inserts a new client.
+    pub async fn insert_client(&self, client: clients::Model) -> Result<(), StoreError> {
+        clients::ActiveModel::from(client).insert(&self.db).await?;
+        Ok(())
+    }
+
+    /// The client with this id, disabled or not.
+    pub async fn find_client(&self, client_id: &str) -> Result<Option<clients::Model>, StoreError> {
+        Ok(clients::Entity::find_by_id(client_id.to_owned()).one(&self.db).await?)
+    }
+
+    /// Every client, oldest first.
+    pub async fn list_clients(&self) -> Result<Vec<clients::Model>, StoreError> {
+        Ok(clients::Entity::find()
+            .order_by_asc(clients::Column::CreatedAt)
+            .order_by_asc(clients::Column::ClientId)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Disables a client, ends its sessions and marks every token issued to it so far as
+    /// inactive. Returns false when there is no such client.
+    pub async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        let updated = clients::Entity::update_many()
+            .col_expr(clients::Column::DisabledAt, Expr::value(now))
+            .col_expr(clients::Column::TokensValidAfter, Expr::value(now))
+            .col_expr(clients::Column::UpdatedAt, Expr::value(now))
+            .filter(clients::Column::ClientId.eq(client_id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::EndedAt, Expr::value(now))
+            .col_expr(sessions::Column::EndReason, Expr::value("client_disabled"))
+            .filter(sessions::Column::ClientId.eq(client_id))
+            .filter(sessions::Column::EndedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces a client's secret hash. Returns false when there is no such client.
+    pub async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = clients::Entity::update_many()
+            .col_expr(clients::Column::SecretHash, Expr::value(secret_hash))
+            .col_expr(clients::Column::SecretRotatedAt, Expr::value(now))
+            .col_expr(clients::Column::UpdatedAt, Expr::value(now))
+            .filter(clients::Column::ClientId.eq(client_id))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected > 0)
+    }
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities, one per table. Generated shape only: queries live in `store/`.
+pub mod clients;
+pub mod login_throttles;
+pub mod refresh_tokens;
+pub mod revoked_tokens;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;

@@ -1,0 +1,77 @@
+//! Queries on sessions, refresh tokens and revocations.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
+};
+
+use super::entity::{refresh_tokens, revoked_tokens, sessions};
+use super::{Store, StoreError};
+
+/// A session to start, with its first refresh token.
+#[derive(Debug)]
+pub struct NewSession {
+    pub session: sessions::Model,
+    pub refresh_token: refresh_tokens::Model,
+}
+
+impl Store {
+    /// Starts a session and stores its first refresh token, atomically.
+    pub async fn start_session(&self, new: NewSession) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        sessions::ActiveModel::from(new.session).insert(&txn).await?;
+        refresh_tokens::ActiveModel::from(new.refresh_token).insert(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The session with this id, ended or not.
+    pub async fn find_session(&self, sid: &str) -> Result<Option<sessions::Model>, StoreError> {
+        Ok(sessions::Entity::find_by_id(sid.to_owned()).one(&self.db).await?)
+    }
+
+    /// The refresh token with this hash, spent or not.
+    pub async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<refresh_tokens::Model>, StoreError> {
+        Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned()).one(&self.db).await?)
+    }
+
+    /// Whether the access token with this `jti` was revoked on its own.
+    pub async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(revoked_tokens::Entity::find_by_id(jti.to_owned()).one(&self.db).await?.is_some())
+    }
+
+    /// Ends a session (once: a session already ended keeps its first end).
+    pub async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::EndedAt, Expr::value(now))
+            .col_expr(sessions::Column::EndReason, Expr::value(reason))
+            .filter(sessions::Column::Sid.eq(sid))
+            .filter(sessions::Column::EndedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an access token as revoked until `expires_at`. Revoking twice is harmless.
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        client_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let row = revoked_tokens::ActiveModel::from(revoked_tokens::Model {
+            jti: jti.to_owned(),
+            client_id: client_id.to_owned(),
+            revoked_at: now,
+            expires_at,
+        });
+        revoked_tokens::Entity::insert(row)
+            .on_conflict_do_nothing_on([revoked_tokens::Column::Jti])
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
