@@ -8,7 +8,8 @@ fn main() -> io::Result<()> {
     let proto = "proto/tessera/auth/v1/auth.proto";
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile([proto], ["proto"]).map_err(io::Error::other)?;
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR unset"))?);
+    let out_dir =
+        PathBuf::from(env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR unset"))?);
     fs::write(out_dir.join("tessera_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)

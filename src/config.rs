@@ -77,26 +77,43 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(name: &'static str, value: &str, expected: impl Into<String>) -> Self {
-        Self { name, value: value.to_owned(), expected: expected.into() }
+        Self {
+            name,
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
     }
 }
 
 impl Config {
     /// Validates the flags and variables of `serve`.
     pub fn from_args(db: &DatabaseArgs, args: &ServeArgs) -> Result<Self, ConfigError> {
-        let listen = args
-            .listen
-            .parse()
-            .map_err(|_| ConfigError::new("TESSERA_LISTEN", &args.listen, "expected HOST:PORT such as 127.0.0.1:50051"))?;
+        let listen = args.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "TESSERA_LISTEN",
+                &args.listen,
+                "expected HOST:PORT such as 127.0.0.1:50051",
+            )
+        })?;
         let database_url = validate_database_url(&db.database_url)?;
         let introspection_auth = match args.introspection_auth.as_str() {
             "bearer" => IntrospectionAuth::Bearer,
             "none" => IntrospectionAuth::None,
-            other => return Err(ConfigError::new("TESSERA_INTROSPECTION_AUTH", other, "expected bearer or none")),
+            other => {
+                return Err(ConfigError::new(
+                    "TESSERA_INTROSPECTION_AUTH",
+                    other,
+                    "expected bearer or none",
+                ));
+            }
         };
         let issuer = args.issuer.trim();
         if issuer.is_empty() || issuer.len() > 200 {
-            return Err(ConfigError::new("TESSERA_ISSUER", &args.issuer, "expected 1 to 200 characters"));
+            return Err(ConfigError::new(
+                "TESSERA_ISSUER",
+                &args.issuer,
+                "expected 1 to 200 characters",
+            ));
         }
         let policy = TokenPolicy {
             issuer: issuer.to_owned(),
@@ -104,7 +121,10 @@ impl Config {
             trusted_token_ttl: positive("TESSERA_TRUSTED_TOKEN_TTL", &args.trusted_token_ttl)?,
             refresh_token_ttl: positive("TESSERA_REFRESH_TOKEN_TTL", &args.refresh_token_ttl)?,
             session_max_ttl: positive("TESSERA_SESSION_MAX_TTL", &args.session_max_ttl)?,
-            refresh_reuse_grace: duration("TESSERA_REFRESH_REUSE_GRACE", &args.refresh_reuse_grace)?,
+            refresh_reuse_grace: duration(
+                "TESSERA_REFRESH_REUSE_GRACE",
+                &args.refresh_reuse_grace,
+            )?,
             clock_leeway: duration("TESSERA_CLOCK_LEEWAY", &args.clock_leeway)?,
         };
         let master_key = args
@@ -112,15 +132,25 @@ impl Config {
             .as_deref()
             .filter(|k| !k.trim().is_empty())
             .map(|k| SecretString::from(k.to_owned()));
-        Ok(Self { listen, database_url, master_key, policy, introspection_auth })
+        Ok(Self {
+            listen,
+            database_url,
+            master_key,
+            policy,
+            introspection_auth,
+        })
     }
 }
 
 /// Checks that a database URL names a backend Tessera speaks.
 pub fn validate_database_url(url: &str) -> Result<String, ConfigError> {
-    Backend::of_url(url)
-        .map(|_| url.to_owned())
-        .ok_or_else(|| ConfigError::new("TESSERA_DATABASE_URL", &redact_url(url), "expected sqlite://... or postgres://..."))
+    Backend::of_url(url).map(|_| url.to_owned()).ok_or_else(|| {
+        ConfigError::new(
+            "TESSERA_DATABASE_URL",
+            &redact_url(url),
+            "expected sqlite://... or postgres://...",
+        )
+    })
 }
 
 /// A URL with any password replaced, fit for messages and logs.
@@ -129,7 +159,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -138,8 +173,13 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| ConfigError::new(name, text, "expected a duration such as 30s, 10m, 12h or 30d"))
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        ConfigError::new(
+            name,
+            text,
+            "expected a duration such as 30s, 10m, 12h or 30d",
+        )
+    })
 }
 
 fn positive(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
@@ -164,7 +204,10 @@ mod tests {
     #[test]
     fn durations_read_as_people_write_them() {
         assert_eq!(duration("X", "10m").expect("ok"), Duration::from_secs(600));
-        assert_eq!(duration("X", "30d").expect("ok"), Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            duration("X", "30d").expect("ok"),
+            Duration::from_secs(30 * 86_400)
+        );
         assert!(duration("X", "ten minutes").is_err());
         assert!(positive("X", "0s").is_err());
     }

@@ -7,7 +7,20 @@ use tessera::{cli, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    telemetry::init(args.log_format);
+    let format = match telemetry::LogFormat::parse(&args.log_format) {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("tessera: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Administrative commands keep stderr for what matters; the server logs every call.
+    let level = if matches!(args.command, cli::Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    telemetry::init(format, level);
     match cli::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -41,17 +41,38 @@ impl Application {
         let master = resolve_master_key(&config, backend)?;
         let db = store::connect(&config.database_url)
             .await
-            .with_context(|| format!("cannot open the database at {}", redact_url(&config.database_url)))?;
-        store::migrate(&db).await.context("cannot apply migrations")?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    redact_url(&config.database_url)
+                )
+            })?;
+        store::migrate(&db)
+            .await
+            .context("cannot apply migrations")?;
         let store = Store::new(db);
-        let keys = KeyRing::open(store.clone(), master).await.context("cannot open the signing keys")?;
-        let hasher = HashingPool::for_this_machine(HashCost::OWASP).context("invalid argon2 parameters")?;
-        let tokens = Arc::new(TokenService::new(store.clone(), keys, hasher, config.policy.clone()));
+        let keys = KeyRing::open(store.clone(), master)
+            .await
+            .context("cannot open the signing keys")?;
+        let hasher =
+            HashingPool::for_this_machine(HashCost::OWASP).context("invalid argon2 parameters")?;
+        let tokens = Arc::new(TokenService::new(
+            store.clone(),
+            keys,
+            hasher,
+            config.policy.clone(),
+        ));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
-        Ok(Self { listener, local_addr, store, tokens, config })
+        Ok(Self {
+            listener,
+            local_addr,
+            store,
+            tokens,
+            config,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -75,22 +96,26 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then reports NOT_SERVING and drains in-flight calls.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         report(&reporter, ServingStatus::Serving).await;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let watcher = tokio::spawn(watch_database(self.store.clone(), reporter.clone(), stop_rx));
+        let watcher = tokio::spawn(watch_database(
+            self.store.clone(),
+            reporter.clone(),
+            stop_rx,
+        ));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-        let auth = AuthServiceServer::new(AuthServiceImpl::new(self.tokens.clone(), self.config.introspection_auth))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let auth = AuthServiceServer::new(AuthServiceImpl::new(
+            self.tokens.clone(),
+            self.config.introspection_auth,
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
@@ -113,6 +138,18 @@ impl Application {
     }
 }
 
+/// Reflection knows our service, health, both reflection versions (so that either lists
+/// both), and google.rpc's error details (so that grpcurl can show `ErrorInfo`).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
+}
+
 /// The master key: the configured one; on SQLite without one, a dev key kept in a 0600 file
 /// beside the database (with a warning); on PostgreSQL without one, an error.
 fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<MasterKey> {
@@ -121,10 +158,14 @@ fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<Maste
             .map_err(|e| anyhow::anyhow!("invalid TESSERA_MASTER_KEY: {e}"));
     }
     if backend == Backend::Postgres {
-        anyhow::bail!("TESSERA_MASTER_KEY is required with PostgreSQL (make one with: openssl rand -base64 32)");
+        anyhow::bail!(
+            "TESSERA_MASTER_KEY is required with PostgreSQL (make one with: openssl rand -base64 32)"
+        );
     }
     let Some(path) = dev_master_key_path(&config.database_url) else {
-        tracing::warn!("TESSERA_MASTER_KEY is not set: using a throw-away key for this in-memory database");
+        tracing::warn!(
+            "TESSERA_MASTER_KEY is not set: using a throw-away key for this in-memory database"
+        );
         return Ok(MasterKey::generate().0);
     };
     load_or_create_dev_key(&path)
@@ -132,7 +173,9 @@ fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<Maste
 
 /// `<database file>.master-key` for a file-backed SQLite URL; `None` for in-memory ones.
 pub fn dev_master_key_path(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path.contains(":memory:") || database_url.contains("mode=memory") {
         return None;
@@ -144,11 +187,13 @@ fn load_or_create_dev_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: using the development key file (set TESSERA_MASTER_KEY in production)");
-            MasterKey::from_base64(&text).map_err(|e| anyhow::anyhow!("invalid master key file {}: {e}", path.display()))
+            MasterKey::from_base64(&text)
+                .map_err(|e| anyhow::anyhow!("invalid master key file {}: {e}", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = MasterKey::generate();
-            write_private_file(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+            write_private_file(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: made a development key file (set TESSERA_MASTER_KEY in production)");
             Ok(key)
         }
@@ -198,8 +243,14 @@ mod tests {
 
     #[test]
     fn the_dev_key_file_sits_beside_the_sqlite_file() {
-        assert_eq!(dev_master_key_path("sqlite://tessera.db?mode=rwc"), Some(PathBuf::from("tessera.db.master-key")));
-        assert_eq!(dev_master_key_path("sqlite:///var/lib/t.db"), Some(PathBuf::from("/var/lib/t.db.master-key")));
+        assert_eq!(
+            dev_master_key_path("sqlite://tessera.db?mode=rwc"),
+            Some(PathBuf::from("tessera.db.master-key"))
+        );
+        assert_eq!(
+            dev_master_key_path("sqlite:///var/lib/t.db"),
+            Some(PathBuf::from("/var/lib/t.db.master-key"))
+        );
         assert_eq!(dev_master_key_path("sqlite::memory:"), None);
         assert_eq!(dev_master_key_path("postgres://h/db"), None);
     }

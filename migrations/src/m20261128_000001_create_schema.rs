@@ -274,7 +274,9 @@ impl MigrationTrait for Migration {
             SigningKeys::Table.into_iden(),
             Clients::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

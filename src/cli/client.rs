@@ -58,9 +58,18 @@ pub async fn run(db: &DatabaseArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     let hasher = || HashingPool::new(HashCost::OWASP, 1, std::time::Duration::from_secs(60));
     match cmd {
-        ClientCommand::Create { name, kind, with_secret, json } => {
-            let created = clients::create_client(&store, &hasher()?, &name, kind.into(), with_secret).await?;
-            let secret = created.client_secret.as_ref().map(|s| s.expose_secret().to_owned());
+        ClientCommand::Create {
+            name,
+            kind,
+            with_secret,
+            json,
+        } => {
+            let created =
+                clients::create_client(&store, &hasher()?, &name, kind.into(), with_secret).await?;
+            let secret = created
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned());
             if json {
                 let mut value = json!({ "client_id": created.client_id });
                 if let Some(secret) = secret {
@@ -80,7 +89,10 @@ pub async fn run(db: &DatabaseArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             if json {
                 output::json(&list)?;
             } else {
-                println!("{:<36}  {:<11}  {:<6}  {:<8}  {:<29}  NAME", "CLIENT_ID", "KIND", "SECRET", "STATUS", "CREATED");
+                println!(
+                    "{:<36}  {:<11}  {:<6}  {:<8}  {:<29}  NAME",
+                    "CLIENT_ID", "KIND", "SECRET", "STATUS", "CREATED"
+                );
                 for c in list {
                     println!(
                         "{:<36}  {:<11}  {:<6}  {:<8}  {:<29}  {}",
@@ -105,7 +117,9 @@ pub async fn run(db: &DatabaseArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no client with id {client_id}");
             };
             if json {
-                output::json(&json!({ "client_id": client_id, "client_secret": secret.expose_secret() }))?;
+                output::json(
+                    &json!({ "client_id": client_id, "client_secret": secret.expose_secret() }),
+                )?;
             } else {
                 println!("client_id:     {client_id}");
                 println!("client_secret: {}", secret.expose_secret());

@@ -22,7 +22,10 @@ pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {
             if json {
                 output::json(&keys)?;
             } else {
-                println!("{:<51}  {:<7}  {:<29}  {:<29}", "KID", "SIGNING", "CREATED", "RETIRES");
+                println!(
+                    "{:<51}  {:<7}  {:<29}  {:<29}",
+                    "KID", "SIGNING", "CREATED", "RETIRES"
+                );
                 for k in keys {
                     println!(
                         "{:<51}  {:<7}  {:<29}  {:<29}",

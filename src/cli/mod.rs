@@ -1,5 +1,6 @@
 //! The `tessera` command line (SPEC §5): one file per command group.
 mod client;
+mod health;
 mod keys;
 mod output;
 mod serve;
@@ -7,7 +8,6 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 use crate::config::{DatabaseArgs, ServeArgs};
-use crate::telemetry::LogFormat;
 
 /// Tessera: short-lived access tokens, introspection and revocation over gRPC.
 #[derive(Parser, Debug)]
@@ -15,9 +15,14 @@ use crate::telemetry::LogFormat;
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Log line format.
-    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
-    pub log_format: LogFormat,
+    /// Log line format: pretty or json.
+    #[arg(
+        long,
+        env = "TESSERA_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +36,15 @@ pub enum Command {
     /// Manage clients (applications).
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Check a running server's health (exit 0 only when it is SERVING).
+    Health {
+        /// Address of the server.
+        #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// Service name to ask about ("" is the whole server).
+        #[arg(long, default_value = "")]
+        service: String,
+    },
     /// Inspect signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -43,5 +57,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => serve::migrate(&cli.database).await,
         Command::Client(cmd) => client::run(&cli.database, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.database, cmd).await,
+        Command::Health { addr, service } => health::check(&addr, &service).await,
     }
 }

@@ -24,6 +24,8 @@ pub async fn open_store(db: &DatabaseArgs) -> anyhow::Result<Store> {
     let conn = store::connect(&url)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(&url)))?;
-    store::migrate(&conn).await.context("cannot apply migrations")?;
+    store::migrate(&conn)
+        .await
+        .context("cannot apply migrations")?;
     Ok(Store::new(conn))
 }

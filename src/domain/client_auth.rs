@@ -47,7 +47,10 @@ impl VerifiedSecrets {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(client_id.to_owned(), (stored_hash.to_owned(), sha256(secret)));
+        entries.insert(
+            client_id.to_owned(),
+            (stored_hash.to_owned(), sha256(secret)),
+        );
     }
 }
 
@@ -61,7 +64,11 @@ pub struct ClientAuthenticator {
 
 impl ClientAuthenticator {
     pub fn new(store: Store, hasher: HashingPool) -> Self {
-        Self { store, hasher, verified: VerifiedSecrets::default() }
+        Self {
+            store,
+            hasher,
+            verified: VerifiedSecrets::default(),
+        }
     }
 
     /// Authenticates a client: it must exist and be enabled; an integration client must present
@@ -71,7 +78,11 @@ impl ClientAuthenticator {
         client_id: &str,
         secret: Option<&SecretString>,
     ) -> Result<AuthenticatedClient, DomainError> {
-        let client = self.store.find_client(client_id).await?.ok_or(DomainError::InvalidClient)?;
+        let client = self
+            .store
+            .find_client(client_id)
+            .await?
+            .ok_or(DomainError::InvalidClient)?;
         if client.disabled_at.is_some() {
             return Err(DomainError::InvalidClient);
         }
@@ -79,23 +90,43 @@ impl ClientAuthenticator {
             .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("client has unknown kind")))?;
         match (kind, secret) {
             (ClientKind::Integration, None) => Err(DomainError::InvalidClient),
-            (_, None) => Ok(AuthenticatedClient { client_id: client.client_id, kind, presented_secret: false }),
+            (_, None) => Ok(AuthenticatedClient {
+                client_id: client.client_id,
+                kind,
+                presented_secret: false,
+            }),
             (_, Some(secret)) => {
                 self.check_secret(&client, secret).await?;
-                Ok(AuthenticatedClient { client_id: client.client_id, kind, presented_secret: true })
+                Ok(AuthenticatedClient {
+                    client_id: client.client_id,
+                    kind,
+                    presented_secret: true,
+                })
             }
         }
     }
 
-    async fn check_secret(&self, client: &clients::Model, secret: &SecretString) -> Result<(), DomainError> {
+    async fn check_secret(
+        &self,
+        client: &clients::Model,
+        secret: &SecretString,
+    ) -> Result<(), DomainError> {
         let Some(stored) = client.secret_hash.as_deref() else {
             return Err(DomainError::InvalidClient);
         };
-        if self.verified.matches(&client.client_id, stored, secret.expose_secret()) {
+        if self
+            .verified
+            .matches(&client.client_id, stored, secret.expose_secret())
+        {
             return Ok(());
         }
-        if self.hasher.verify(secret.clone(), stored.to_owned()).await? {
-            self.verified.remember(&client.client_id, stored, secret.expose_secret());
+        if self
+            .hasher
+            .verify(secret.clone(), stored.to_owned())
+            .await?
+        {
+            self.verified
+                .remember(&client.client_id, stored, secret.expose_secret());
             Ok(())
         } else {
             Err(DomainError::InvalidClient)

@@ -76,7 +76,10 @@ pub async fn create_client(
 ) -> Result<CreatedClient, DomainError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(DomainError::invalid_field("name", "must be 1 to 200 characters"));
+        return Err(DomainError::invalid_field(
+            "name",
+            "must be 1 to 200 characters",
+        ));
     }
     let secret = (with_secret || kind == ClientKind::Integration).then(new_secret);
     let secret_hash = match &secret {
@@ -98,12 +101,20 @@ pub async fn create_client(
             updated_at: now,
         })
         .await?;
-    Ok(CreatedClient { client_id, client_secret: secret.map(SecretString::from) })
+    Ok(CreatedClient {
+        client_id,
+        client_secret: secret.map(SecretString::from),
+    })
 }
 
 /// Every client.
 pub async fn list_clients(store: &Store) -> Result<Vec<ClientSummary>, DomainError> {
-    Ok(store.list_clients().await?.into_iter().map(ClientSummary::from).collect())
+    Ok(store
+        .list_clients()
+        .await?
+        .into_iter()
+        .map(ClientSummary::from)
+        .collect())
 }
 
 /// Disables a client and ends its sessions; its earlier tokens become inactive.
@@ -124,5 +135,8 @@ pub async fn rotate_secret(
     }
     let secret = new_secret();
     let hash = hasher.hash(SecretString::from(secret.clone())).await?;
-    Ok(store.set_client_secret(client_id, hash, now_ms()).await?.then(|| SecretString::from(secret)))
+    Ok(store
+        .set_client_secret(client_id, hash, now_ms())
+        .await?
+        .then(|| SecretString::from(secret)))
 }

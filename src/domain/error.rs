@@ -12,7 +12,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: &'static str, description: impl Into<String>) -> Self {
-        Self { field, description: description.into() }
+        Self {
+            field,
+            description: description.into(),
+        }
     }
 }
 
@@ -35,7 +38,9 @@ pub enum DomainError {
     SlowDown { retry_after: Duration },
     #[error("this grant type is not supported yet")]
     UnsupportedGrant,
-    #[error("introspection requires `authorization: Bearer <access token of an integration client>`")]
+    #[error(
+        "introspection requires `authorization: Bearer <access token of an integration client>`"
+    )]
     MissingCallerToken,
     #[error("introspection requires an active access token of an integration client")]
     CallerNotAllowed,

@@ -21,7 +21,11 @@ pub struct HashCost {
 
 impl HashCost {
     /// OWASP's recommendation: m = 19 MiB, t = 2, p = 1.
-    pub const OWASP: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    pub const OWASP: Self = Self {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
 
     fn params(self) -> Result<Params, argon2::Error> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
@@ -70,8 +74,12 @@ impl HashingPool {
     pub async fn verify(&self, secret: SecretString, phc: String) -> Result<bool, DomainError> {
         let params = self.params.clone();
         self.run(move || {
-            let Ok(hash) = PasswordHash::new(&phc) else { return Ok(false) };
-            Ok(argon2id(params).verify_password(secret.expose_secret().as_bytes(), &hash).is_ok())
+            let Ok(hash) = PasswordHash::new(&phc) else {
+                return Ok(false);
+            };
+            Ok(argon2id(params)
+                .verify_password(secret.expose_secret().as_bytes(), &hash)
+                .is_ok())
         })
         .await
     }
@@ -82,7 +90,9 @@ impl HashingPool {
     ) -> Result<T, DomainError> {
         let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| DomainError::SlowDown { retry_after: Duration::from_secs(1) })?
+            .map_err(|_| DomainError::SlowDown {
+                retry_after: Duration::from_secs(1),
+            })?
             .map_err(|e| DomainError::Internal(e.into()))?;
         tokio::task::spawn_blocking(move || {
             let result = job();
@@ -111,20 +121,37 @@ mod tests {
         let pool = pool();
         let phc = pool.hash(SecretString::from("right")).await.expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(pool.verify(SecretString::from("right"), phc.clone()).await.expect("verify"));
-        assert!(!pool.verify(SecretString::from("wrong"), phc).await.expect("verify"));
+        assert!(
+            pool.verify(SecretString::from("right"), phc.clone())
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !pool
+                .verify(SecretString::from("wrong"), phc)
+                .await
+                .expect("verify")
+        );
     }
 
     #[tokio::test]
     async fn a_malformed_hash_never_matches() {
-        assert!(!pool().verify(SecretString::from("x"), "nonsense".into()).await.expect("verify"));
+        assert!(
+            !pool()
+                .verify(SecretString::from("x"), "nonsense".into())
+                .await
+                .expect("verify")
+        );
     }
 
     #[tokio::test]
     async fn a_full_pool_says_slow_down() {
         let pool = HashingPool::new(HashCost::OWASP, 1, Duration::from_millis(10)).expect("pool");
         let _held = pool.permits.clone().acquire_owned().await.expect("permit");
-        let err = pool.hash(SecretString::from("x")).await.expect_err("must be refused");
+        let err = pool
+            .hash(SecretString::from("x"))
+            .await
+            .expect_err("must be refused");
         assert!(matches!(err, DomainError::SlowDown { .. }));
     }
 }

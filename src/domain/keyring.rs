@@ -91,7 +91,12 @@ impl KeyRing {
     /// Loads the keys, making the first one if the database has none.
     pub async fn open(store: Store, master: MasterKey) -> Result<Self, KeyRingError> {
         let keys = load_or_create(&store, &master).await?;
-        Ok(Self { store, master, keys: RwLock::new(Arc::new(keys)), last_reload: AtomicI64::new(now_ms()) })
+        Ok(Self {
+            store,
+            master,
+            keys: RwLock::new(Arc::new(keys)),
+            last_reload: AtomicI64::new(now_ms()),
+        })
     }
 
     fn snapshot(&self) -> Arc<Keys> {
@@ -133,7 +138,10 @@ impl KeyRing {
         let now = now_ms();
         let last = self.last_reload.load(Ordering::Relaxed);
         if now - last < RELOAD_INTERVAL_MS
-            || self.last_reload.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            || self
+                .last_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
             return Ok(false);
         }
@@ -188,10 +196,14 @@ pub fn paserk_pid(key: &AsymmetricPublicKey<V4>) -> String {
 }
 
 fn public_key(row: &signing_keys::Model) -> Result<AsymmetricPublicKey<V4>, KeyRingError> {
-    let public = AsymmetricPublicKey::<V4>::from(&row.public_key)
-        .map_err(|_| KeyRingError::Damaged { kid: row.kid.clone() })?;
+    let public =
+        AsymmetricPublicKey::<V4>::from(&row.public_key).map_err(|_| KeyRingError::Damaged {
+            kid: row.kid.clone(),
+        })?;
     if paserk_pid(&public) != row.kid {
-        return Err(KeyRingError::Damaged { kid: row.kid.clone() });
+        return Err(KeyRingError::Damaged {
+            kid: row.kid.clone(),
+        });
     }
     Ok(public)
 }
@@ -204,12 +216,17 @@ async fn load_or_create(store: &Store, master: &MasterKey) -> Result<Keys, KeyRi
         if let Some(newest) = rows.first() {
             return keys_from_rows(&rows, newest, master);
         }
-        match store.insert_signing_key(new_key_row(master, 1, now_ms())?).await {
+        match store
+            .insert_signing_key(new_key_row(master, 1, now_ms())?)
+            .await
+        {
             Ok(()) | Err(StoreError::Conflict(_)) => continue,
             Err(other) => return Err(other.into()),
         }
     }
-    Err(KeyRingError::Crypto("no signing key after three attempts".into()))
+    Err(KeyRingError::Crypto(
+        "no signing key after three attempts".into(),
+    ))
 }
 
 fn keys_from_rows(
@@ -218,18 +235,35 @@ fn keys_from_rows(
     master: &MasterKey,
 ) -> Result<Keys, KeyRingError> {
     let opened = master.open(&newest.sealed_secret_key)?;
-    let secret = AsymmetricSecretKey::<V4>::from(&opened)
-        .map_err(|_| KeyRingError::Damaged { kid: newest.kid.clone() })?;
-    let derived = AsymmetricPublicKey::<V4>::try_from(&secret)
-        .map_err(|_| KeyRingError::Damaged { kid: newest.kid.clone() })?;
+    let secret = AsymmetricSecretKey::<V4>::from(&opened).map_err(|_| KeyRingError::Damaged {
+        kid: newest.kid.clone(),
+    })?;
+    let derived =
+        AsymmetricPublicKey::<V4>::try_from(&secret).map_err(|_| KeyRingError::Damaged {
+            kid: newest.kid.clone(),
+        })?;
     if derived.as_bytes() != newest.public_key.as_slice() {
-        return Err(KeyRingError::Damaged { kid: newest.kid.clone() });
+        return Err(KeyRingError::Damaged {
+            kid: newest.kid.clone(),
+        });
     }
     let mut verifying = HashMap::with_capacity(rows.len());
     for row in rows {
-        verifying.insert(row.kid.clone(), VerifyingKey { public: public_key(row)?, retire_at: row.retire_at });
+        verifying.insert(
+            row.kid.clone(),
+            VerifyingKey {
+                public: public_key(row)?,
+                retire_at: row.retire_at,
+            },
+        );
     }
-    Ok(Keys { signing: SigningKey { kid: newest.kid.clone(), secret }, verifying })
+    Ok(Keys {
+        signing: SigningKey {
+            kid: newest.kid.clone(),
+            secret,
+        },
+        verifying,
+    })
 }
 
 /// A fresh key pair as a row, its secret half sealed under the master key.
@@ -238,7 +272,8 @@ pub fn new_key_row(
     generation: i64,
     now: i64,
 ) -> Result<signing_keys::Model, KeyRingError> {
-    let pair = AsymmetricKeyPair::<V4>::generate().map_err(|e| KeyRingError::Crypto(e.to_string()))?;
+    let pair =
+        AsymmetricKeyPair::<V4>::generate().map_err(|e| KeyRingError::Crypto(e.to_string()))?;
     let sealed = master
         .seal(pair.secret.as_bytes())
         .map_err(|e| KeyRingError::Crypto(e.to_string()))?;

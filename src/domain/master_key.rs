@@ -23,11 +23,15 @@ pub enum MasterKeyError {
 impl MasterKey {
     /// Parses the base64 form of TESSERA_MASTER_KEY.
     pub fn from_base64(text: &str) -> Result<Self, MasterKeyError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| MasterKeyError::Malformed)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| MasterKeyError::Malformed)?;
         if bytes.len() != 32 {
             return Err(MasterKeyError::Malformed);
         }
-        aead::SecretKey::try_from(bytes.as_slice()).map(Self).map_err(|_| MasterKeyError::Malformed)
+        aead::SecretKey::try_from(bytes.as_slice())
+            .map(Self)
+            .map_err(|_| MasterKeyError::Malformed)
     }
 
     /// A fresh random key and its base64 form.
@@ -59,7 +63,13 @@ mod tests {
     fn sealed_bytes_open_with_the_same_key_only() {
         let (key, text) = MasterKey::generate();
         let sealed = key.seal(b"secret").expect("seal");
-        assert_eq!(MasterKey::from_base64(&text).expect("parse").open(&sealed).expect("open"), b"secret");
+        assert_eq!(
+            MasterKey::from_base64(&text)
+                .expect("parse")
+                .open(&sealed)
+                .expect("open"),
+            b"secret"
+        );
         let (other, _) = MasterKey::generate();
         assert!(matches!(other.open(&sealed), Err(MasterKeyError::WrongKey)));
     }

@@ -22,7 +22,10 @@ pub fn sha256(secret: &str) -> [u8; 32] {
 
 /// Whether text has the shape of a secret made by [`new_secret`].
 pub fn looks_like_secret(text: &str) -> bool {
-    text.len() == 43 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

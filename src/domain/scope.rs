@@ -19,12 +19,18 @@ pub fn narrow(requested: &str, granted: &str) -> Result<String, DomainError> {
     if wanted.is_empty() {
         return Ok(granted.to_owned());
     }
-    Ok(granted.split(' ').filter(|g| wanted.contains(g)).collect::<Vec<_>>().join(" "))
+    Ok(granted
+        .split(' ')
+        .filter(|g| wanted.contains(g))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// RFC 6749 scope-token: `%x21 / %x23-5B / %x5D-7E`.
 fn is_scope_token(token: &str) -> bool {
-    token.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    token
+        .bytes()
+        .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Whether `scope` contains `wanted` as one of its space-separated scopes.
@@ -44,13 +50,25 @@ mod tests {
 
     #[test]
     fn the_granted_scope_may_be_asked_for_again() {
-        assert_eq!(narrow("public-read public-read", PUBLIC_READ).expect("ok"), PUBLIC_READ);
+        assert_eq!(
+            narrow("public-read public-read", PUBLIC_READ).expect("ok"),
+            PUBLIC_READ
+        );
     }
 
     #[test]
     fn a_wider_or_unknown_scope_is_refused() {
-        assert!(matches!(narrow("user", PUBLIC_READ), Err(DomainError::InvalidScope)));
-        assert!(matches!(narrow("integ admin", INTEG), Err(DomainError::InvalidScope)));
-        assert!(matches!(narrow("in\"teg", INTEG), Err(DomainError::InvalidScope)));
+        assert!(matches!(
+            narrow("user", PUBLIC_READ),
+            Err(DomainError::InvalidScope)
+        ));
+        assert!(matches!(
+            narrow("integ admin", INTEG),
+            Err(DomainError::InvalidScope)
+        ));
+        assert!(matches!(
+            narrow("in\"teg", INTEG),
+            Err(DomainError::InvalidScope)
+        ));
     }
 }

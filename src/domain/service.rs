@@ -31,9 +31,17 @@ pub struct IssueRequest {
 #[derive(Debug)]
 pub enum Grant {
     ClientCredentials,
-    Password { username: String, password: SecretString },
-    TokenExchange { subject_token: SecretString, subject_token_type: String },
-    RefreshToken { refresh_token: SecretString },
+    Password {
+        username: String,
+        password: SecretString,
+    },
+    TokenExchange {
+        subject_token: SecretString,
+        subject_token_type: String,
+    },
+    RefreshToken {
+        refresh_token: SecretString,
+    },
 }
 
 /// A freshly issued token.
@@ -79,7 +87,12 @@ pub struct TokenService {
 impl TokenService {
     pub fn new(store: Store, keys: KeyRing, hasher: HashingPool, policy: TokenPolicy) -> Self {
         let clients = ClientAuthenticator::new(store.clone(), hasher);
-        Self { store, keys, clients, policy }
+        Self {
+            store,
+            keys,
+            clients,
+            policy,
+        }
     }
 
     /// The key ring, for tests and tools that sign their own tokens.
@@ -94,7 +107,10 @@ impl TokenService {
 
     /// IssueToken.
     pub async fn issue(&self, request: IssueRequest) -> Result<IssuedToken, DomainError> {
-        let client = self.clients.authenticate(&request.client_id, request.client_secret.as_ref()).await?;
+        let client = self
+            .clients
+            .authenticate(&request.client_id, request.client_secret.as_ref())
+            .await?;
         match request.grant {
             Grant::ClientCredentials => self.client_credentials(&client, &request.scope).await,
             Grant::Password { .. } | Grant::TokenExchange { .. } | Grant::RefreshToken { .. } => {
@@ -112,14 +128,30 @@ impl TokenService {
             ClientKind::Marketplace => {
                 let scope = scope::narrow(requested_scope, scope::PUBLIC_READ)?;
                 let now = now_ms();
-                let claims = self.access_claims(&client.client_id, &client.client_id, scope, None, now, self.policy.access_token_ttl);
+                let claims = self.access_claims(
+                    &client.client_id,
+                    &client.client_id,
+                    scope,
+                    None,
+                    now,
+                    self.policy.access_token_ttl,
+                );
                 self.issued(claims, None)
             }
             ClientKind::Integration => {
                 let scope = scope::narrow(requested_scope, scope::INTEG)?;
                 let now = now_ms();
-                let (sid, refresh_token) = self.start_session(&client.client_id, None, &scope, now).await?;
-                let claims = self.access_claims(&client.client_id, &client.client_id, scope, Some(sid), now, self.policy.access_token_ttl);
+                let (sid, refresh_token) = self
+                    .start_session(&client.client_id, None, &scope, now)
+                    .await?;
+                let claims = self.access_claims(
+                    &client.client_id,
+                    &client.client_id,
+                    scope,
+                    Some(sid),
+                    now,
+                    self.policy.access_token_ttl,
+                );
                 self.issued(claims, Some(refresh_token))
             }
         }
@@ -141,13 +173,19 @@ impl TokenService {
             scope,
             jti: uuid::Uuid::new_v4().to_string(),
             issued_at: now,
-            not_before: now,
+            // Whole seconds: verifiers that compare against a truncated "now" (pyseto does)
+            // would otherwise see a fresh token as not yet valid for up to a second.
+            not_before: now - now.rem_euclid(1000),
             expires_at: now.saturating_add(ms(ttl)),
             sid,
         }
     }
 
-    fn issued(&self, claims: AccessClaims, refresh_token: Option<String>) -> Result<IssuedToken, DomainError> {
+    fn issued(
+        &self,
+        claims: AccessClaims,
+        refresh_token: Option<String>,
+    ) -> Result<IssuedToken, DomainError> {
         let access_token = self.keys.sign(&claims).map_err(DomainError::Internal)?;
         Ok(IssuedToken {
             access_token,
@@ -169,26 +207,31 @@ impl TokenService {
         let sid = uuid::Uuid::new_v4().to_string();
         let session_expires = now.saturating_add(ms(self.policy.session_max_ttl));
         let refresh_token = new_secret();
-        store_session(&self.store, NewSession {
-            session: sessions::Model {
-                sid: sid.clone(),
-                client_id: client_id.to_owned(),
-                user_id: user_id.map(str::to_owned),
-                scope: scope.to_owned(),
-                created_at: now,
-                expires_at: session_expires,
-                ended_at: None,
-                end_reason: None,
+        store_session(
+            &self.store,
+            NewSession {
+                session: sessions::Model {
+                    sid: sid.clone(),
+                    client_id: client_id.to_owned(),
+                    user_id: user_id.map(str::to_owned),
+                    scope: scope.to_owned(),
+                    created_at: now,
+                    expires_at: session_expires,
+                    ended_at: None,
+                    end_reason: None,
+                },
+                refresh_token: refresh_tokens::Model {
+                    token_hash: sha256_hex(&refresh_token),
+                    sid: sid.clone(),
+                    client_id: client_id.to_owned(),
+                    created_at: now,
+                    expires_at: now
+                        .saturating_add(ms(self.policy.refresh_token_ttl))
+                        .min(session_expires),
+                    spent_at: None,
+                },
             },
-            refresh_token: refresh_tokens::Model {
-                token_hash: sha256_hex(&refresh_token),
-                sid: sid.clone(),
-                client_id: client_id.to_owned(),
-                created_at: now,
-                expires_at: now.saturating_add(ms(self.policy.refresh_token_ttl)).min(session_expires),
-                spent_at: None,
-            },
-        })
+        )
         .await?;
         Ok((sid, refresh_token))
     }
@@ -204,8 +247,13 @@ impl TokenService {
         Ok(None)
     }
 
-    async fn introspect_access(&self, token: &Unverified) -> Result<Option<ActiveToken>, DomainError> {
-        let Some(claims) = self.verified_claims(token).await? else { return Ok(None) };
+    async fn introspect_access(
+        &self,
+        token: &Unverified,
+    ) -> Result<Option<ActiveToken>, DomainError> {
+        let Some(claims) = self.verified_claims(token).await? else {
+            return Ok(None);
+        };
         if !self.is_access_token_live(&claims).await? {
             return Ok(None);
         }
@@ -223,7 +271,10 @@ impl TokenService {
     }
 
     /// Signature, issuer and times: what a token proves by itself.
-    async fn verified_claims(&self, token: &Unverified) -> Result<Option<AccessClaims>, DomainError> {
+    async fn verified_claims(
+        &self,
+        token: &Unverified,
+    ) -> Result<Option<AccessClaims>, DomainError> {
         let now = now_ms();
         Ok(self
             .signed_claims(token, now)
@@ -232,28 +283,46 @@ impl TokenService {
     }
 
     /// Signature and issuer only: a token of ours, valid or not at this moment.
-    async fn signed_claims(&self, token: &Unverified, now: i64) -> Result<Option<AccessClaims>, DomainError> {
+    async fn signed_claims(
+        &self,
+        token: &Unverified,
+        now: i64,
+    ) -> Result<Option<AccessClaims>, DomainError> {
         let mut verification = self.keys.verify(token, now);
         if matches!(verification, Verification::UnknownKey) {
             // Another instance may have made or rotated a key since we loaded ours.
-            if self.keys.reload_if_stale().await.map_err(|e| DomainError::Internal(e.into()))? {
+            if self
+                .keys
+                .reload_if_stale()
+                .await
+                .map_err(|e| DomainError::Internal(e.into()))?
+            {
                 verification = self.keys.verify(token, now);
             }
         }
-        let Verification::Signed(claims) = verification else { return Ok(None) };
+        let Verification::Signed(claims) = verification else {
+            return Ok(None);
+        };
         Ok((claims.iss == self.policy.issuer).then_some(claims))
     }
 
     /// What the database says about a correctly signed token: its client, session and
     /// revocation.
     async fn is_access_token_live(&self, claims: &AccessClaims) -> Result<bool, DomainError> {
-        let Some(client) = self.store.find_client(&claims.client_id).await? else { return Ok(false) };
+        let Some(client) = self.store.find_client(&claims.client_id).await? else {
+            return Ok(false);
+        };
         if client.disabled_at.is_some() || claims.issued_at < client.tokens_valid_after {
             return Ok(false);
         }
         if let Some(sid) = &claims.sid {
-            let Some(session) = self.store.find_session(sid).await? else { return Ok(false) };
-            if session.ended_at.is_some() || session.expires_at <= now_ms() || session.client_id != claims.client_id {
+            let Some(session) = self.store.find_session(sid).await? else {
+                return Ok(false);
+            };
+            if session.ended_at.is_some()
+                || session.expires_at <= now_ms()
+                || session.client_id != claims.client_id
+            {
                 return Ok(false);
             }
         }
@@ -262,15 +331,21 @@ impl TokenService {
 
     async fn introspect_refresh(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
         let now = now_ms();
-        let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else { return Ok(None) };
+        let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else {
+            return Ok(None);
+        };
         if row.spent_at.is_some() || row.expires_at <= now {
             return Ok(None);
         }
-        let Some(session) = self.store.find_session(&row.sid).await? else { return Ok(None) };
+        let Some(session) = self.store.find_session(&row.sid).await? else {
+            return Ok(None);
+        };
         if session.ended_at.is_some() || session.expires_at <= now {
             return Ok(None);
         }
-        let Some(client) = self.store.find_client(&row.client_id).await? else { return Ok(None) };
+        let Some(client) = self.store.find_client(&row.client_id).await? else {
+            return Ok(None);
+        };
         if client.disabled_at.is_some() {
             return Ok(None);
         }
@@ -289,9 +364,14 @@ impl TokenService {
 
     /// Checks the bearer token of an IntrospectToken caller: it must be an active `integ`
     /// access token. Returns the caller's client_id.
-    pub async fn authorize_introspection(&self, bearer: Option<&str>) -> Result<String, DomainError> {
+    pub async fn authorize_introspection(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<String, DomainError> {
         let token = bearer.ok_or(DomainError::MissingCallerToken)?;
-        let Some(parsed) = Unverified::parse(token) else { return Err(DomainError::CallerNotAllowed) };
+        let Some(parsed) = Unverified::parse(token) else {
+            return Err(DomainError::CallerNotAllowed);
+        };
         match self.introspect_access(&parsed).await? {
             Some(active) if scope::has(&active.scope, scope::INTEG) => Ok(active.client_id),
             _ => Err(DomainError::CallerNotAllowed),
@@ -312,22 +392,30 @@ impl TokenService {
         if let Some(parsed) = Unverified::parse(token) {
             // Expired tokens still name a session that may be alive: ending it is what a
             // logout with a stale access token means.
-            let Some(claims) = self.signed_claims(&parsed, now).await? else { return Ok(()) };
+            let Some(claims) = self.signed_claims(&parsed, now).await? else {
+                return Ok(());
+            };
             if claims.client_id != client.client_id {
                 return Err(DomainError::ForeignToken);
             }
             match &claims.sid {
                 Some(sid) => self.store.end_session(sid, now, "revoked").await?,
                 None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
-                    let expires = claims.expires_at.saturating_add(ms(self.policy.clock_leeway));
-                    self.store.revoke_token(&claims.jti, &claims.client_id, now, expires).await?
+                    let expires = claims
+                        .expires_at
+                        .saturating_add(ms(self.policy.clock_leeway));
+                    self.store
+                        .revoke_token(&claims.jti, &claims.client_id, now, expires)
+                        .await?
                 }
                 None => {}
             }
             return Ok(());
         }
         if looks_like_secret(token) {
-            let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else { return Ok(()) };
+            let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else {
+                return Ok(());
+            };
             if row.client_id != client.client_id {
                 return Err(DomainError::ForeignToken);
             }

@@ -1,9 +1,9 @@
 //! Access tokens: PASETO v4.public with Tessera's claims and a `{"kid": ...}` footer.
 use pasetors::{
+    Public,
     keys::{AsymmetricPublicKey, AsymmetricSecretKey},
     token::UntrustedToken,
     version4::{PublicToken, V4},
-    Public,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +64,9 @@ pub fn sign(
         sid: claims.sid.clone(),
     };
     let payload = serde_json::to_vec(&wire)?;
-    let footer = serde_json::to_vec(&Footer { kid: kid.to_owned() })?;
+    let footer = serde_json::to_vec(&Footer {
+        kid: kid.to_owned(),
+    })?;
     Ok(PublicToken::sign(key, &payload, Some(&footer), None)?)
 }
 
@@ -83,7 +85,10 @@ impl Unverified {
         }
         let token = UntrustedToken::<Public, V4>::try_from(text).ok()?;
         let footer: Footer = serde_json::from_slice(token.untrusted_footer()).ok()?;
-        Some(Self { token, kid: footer.kid })
+        Some(Self {
+            token,
+            kid: footer.kid,
+        })
     }
 
     /// The key id the footer names: only a hint for choosing among our own keys.
@@ -153,7 +158,12 @@ mod tests {
         let kp = AsymmetricKeyPair::<V4>::generate().expect("keypair");
         let other = AsymmetricKeyPair::<V4>::generate().expect("keypair");
         let token = sign(&claims(), "k4.pid.x", &kp.secret).expect("sign");
-        assert_eq!(Unverified::parse(&token).expect("parse").verify(&other.public), None);
+        assert_eq!(
+            Unverified::parse(&token)
+                .expect("parse")
+                .verify(&other.public),
+            None
+        );
     }
 
     #[test]
@@ -169,7 +179,13 @@ mod tests {
 
     #[test]
     fn garbage_does_not_parse() {
-        for text in ["", "v4.public.", "v4.local.abc", "v4.public.!!!", "v2.public.abc"] {
+        for text in [
+            "",
+            "v4.public.",
+            "v4.local.abc",
+            "v4.public.!!!",
+            "v2.public.abc",
+        ] {
             assert!(Unverified::parse(text).is_none(), "{text}");
         }
     }

@@ -22,7 +22,10 @@ pub struct AuthServiceImpl {
 
 impl AuthServiceImpl {
     pub fn new(tokens: Arc<TokenService>, introspection_auth: IntrospectionAuth) -> Self {
-        Self { tokens, introspection_auth }
+        Self {
+            tokens,
+            introspection_auth,
+        }
     }
 }
 
@@ -32,7 +35,12 @@ async fn traced<T>(
     client_id: &str,
     work: impl Future<Output = Result<T, DomainError>>,
 ) -> Result<Response<T>, Status> {
-    let span = tracing::info_span!("rpc", method, client_id = request::loggable_client_id(client_id), outcome = Empty);
+    let span = tracing::info_span!(
+        "rpc",
+        method,
+        client_id = request::loggable_client_id(client_id),
+        outcome = Empty
+    );
     async move {
         let result = work.await;
         let outcome = match &result {
@@ -48,11 +56,16 @@ async fn traced<T>(
 }
 
 fn timestamp(unix_ms: i64) -> Timestamp {
-    Timestamp { seconds: unix_ms.div_euclid(1000), nanos: (unix_ms.rem_euclid(1000) * 1_000_000) as i32 }
+    Timestamp {
+        seconds: unix_ms.div_euclid(1000),
+        nanos: (unix_ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 fn introspection_response(active: Option<ActiveToken>) -> pb::IntrospectTokenResponse {
-    let Some(t) = active else { return pb::IntrospectTokenResponse::default() };
+    let Some(t) = active else {
+        return pb::IntrospectTokenResponse::default();
+    };
     pb::IntrospectTokenResponse {
         active: true,
         scope: t.scope,
@@ -74,7 +87,10 @@ fn introspection_response(active: Option<ActiveToken>) -> pb::IntrospectTokenRes
 fn bearer<T>(req: &Request<T>) -> Option<&str> {
     let value = req.metadata().get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[tonic::async_trait]
@@ -118,7 +134,9 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         traced("IntrospectToken", &caller_id, async {
             caller?;
             request::introspected_token(&req)?;
-            Ok(introspection_response(self.tokens.introspect(&req.token).await?))
+            Ok(introspection_response(
+                self.tokens.introspect(&req.token).await?,
+            ))
         })
         .await
     }
@@ -132,7 +150,9 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         traced("RevokeToken", &client_id, async {
             request::revoke_request(&req)?;
             let secret = request::revoke_secret(&mut req);
-            self.tokens.revoke(&req.client_id, secret.as_ref(), &req.token).await?;
+            self.tokens
+                .revoke(&req.client_id, secret.as_ref(), &req.token)
+                .await?;
             Ok(pb::RevokeTokenResponse {})
         })
         .await

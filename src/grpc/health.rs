@@ -20,11 +20,22 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Probes the database until `stop` turns true, reporting each change.
-pub async fn watch_database(store: Store, reporter: HealthReporter, mut stop: watch::Receiver<bool>) {
+pub async fn watch_database(
+    store: Store,
+    reporter: HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut last = None;
     loop {
-        let healthy = matches!(tokio::time::timeout(Duration::from_secs(2), store.ping()).await, Ok(Ok(())));
-        let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let healthy = matches!(
+            tokio::time::timeout(Duration::from_secs(2), store.ping()).await,
+            Ok(Ok(()))
+        );
+        let status = if healthy {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         if last != Some(status) {
             if healthy {
                 tracing::info!("database answers: serving");

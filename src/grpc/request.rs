@@ -36,11 +36,19 @@ impl Violations {
     }
 
     fn max_len(&mut self, value: &str, max: usize, field: &'static str) {
-        self.check(value.len() <= max, field, &format!("must be at most {max} bytes"));
+        self.check(
+            value.len() <= max,
+            field,
+            &format!("must be at most {max} bytes"),
+        );
     }
 
     fn finish(self) -> Result<(), DomainError> {
-        if self.0.is_empty() { Ok(()) } else { Err(DomainError::InvalidRequest(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidRequest(self.0))
+        }
     }
 }
 
@@ -49,7 +57,11 @@ fn client_id(v: &mut Violations, value: &str) {
     if value.is_empty() {
         v.required(value, "client_id");
     } else {
-        v.check(value.len() == 36 && uuid::Uuid::try_parse(value).is_ok(), "client_id", "must be a client id (a UUID)");
+        v.check(
+            value.len() == 36 && uuid::Uuid::try_parse(value).is_ok(),
+            "client_id",
+            "must be a client id (a UUID)",
+        );
     }
 }
 
@@ -66,7 +78,11 @@ pub fn issue_request(req: pb::IssueTokenRequest) -> Result<IssueRequest, DomainE
     use pb::issue_token_request::Grant as G;
     let grant = match req.grant {
         None => {
-            v.check(false, "grant", "one of client_credentials, password, token_exchange, refresh_token is required");
+            v.check(
+                false,
+                "grant",
+                "one of client_credentials, password, token_exchange, refresh_token is required",
+            );
             None
         }
         Some(G::ClientCredentials(_)) => Some(Grant::ClientCredentials),
@@ -79,11 +95,18 @@ pub fn issue_request(req: pb::IssueTokenRequest) -> Result<IssueRequest, DomainE
                 "password.password",
                 "must be at most 128 characters",
             );
-            Some(Grant::Password { username: p.username, password: SecretString::from(p.password) })
+            Some(Grant::Password {
+                username: p.username,
+                password: SecretString::from(p.password),
+            })
         }
         Some(G::TokenExchange(t)) => {
             v.required(&t.subject_token, "token_exchange.subject_token");
-            v.max_len(&t.subject_token, MAX_TOKEN_LEN, "token_exchange.subject_token");
+            v.max_len(
+                &t.subject_token,
+                MAX_TOKEN_LEN,
+                "token_exchange.subject_token",
+            );
             v.check(
                 t.subject_token_type.is_empty() || t.subject_token_type == ACCESS_TOKEN_TYPE,
                 "token_exchange.subject_token_type",
@@ -96,8 +119,14 @@ pub fn issue_request(req: pb::IssueTokenRequest) -> Result<IssueRequest, DomainE
         }
         Some(G::RefreshToken(r)) => {
             v.required(&r.refresh_token, "refresh_token.refresh_token");
-            v.max_len(&r.refresh_token, MAX_TOKEN_LEN, "refresh_token.refresh_token");
-            Some(Grant::RefreshToken { refresh_token: SecretString::from(r.refresh_token) })
+            v.max_len(
+                &r.refresh_token,
+                MAX_TOKEN_LEN,
+                "refresh_token.refresh_token",
+            );
+            Some(Grant::RefreshToken {
+                refresh_token: SecretString::from(r.refresh_token),
+            })
         }
     };
     v.finish()?;
@@ -129,7 +158,11 @@ pub fn revoke_request(req: &pb::RevokeTokenRequest) -> Result<(), DomainError> {
 
 /// A client_id fit for a log line: only when it has the shape of one.
 pub fn loggable_client_id(value: &str) -> &str {
-    if value.len() == 36 && uuid::Uuid::try_parse(value).is_ok() { value } else { "-" }
+    if value.len() == 36 && uuid::Uuid::try_parse(value).is_ok() {
+        value
+    } else {
+        "-"
+    }
 }
 
 /// The secret of a RevokeToken request, if one was sent.

@@ -18,9 +18,9 @@ impl From<DomainError> for Status {
                 }
                 Code::InvalidArgument
             }
-            DomainError::InvalidClient | DomainError::InvalidGrant | DomainError::MissingCallerToken => {
-                Code::Unauthenticated
-            }
+            DomainError::InvalidClient
+            | DomainError::InvalidGrant
+            | DomainError::MissingCallerToken => Code::Unauthenticated,
             DomainError::UnauthorizedClient
             | DomainError::ForeignToken
             | DomainError::InvalidScope
@@ -38,7 +38,10 @@ impl From<DomainError> for Status {
         };
         let message = match &err {
             DomainError::InvalidRequest(violations) => {
-                let fields: Vec<_> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                let fields: Vec<_> = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect();
                 format!("invalid request: {}", fields.join("; "))
             }
             other => other.to_string(),
@@ -64,7 +67,9 @@ mod tests {
 
     #[test]
     fn slow_down_carries_retry_info() {
-        let status = Status::from(DomainError::SlowDown { retry_after: Duration::from_secs(3) });
+        let status = Status::from(DomainError::SlowDown {
+            retry_after: Duration::from_secs(3),
+        });
         assert_eq!(status.code(), Code::ResourceExhausted);
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(3)));

@@ -1,7 +1,7 @@
 //! Queries on clients.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::Expr,
 };
 
 use super::entity::{clients, sessions};
@@ -16,7 +16,9 @@ impl Store {
 
     /// The client with this id, disabled or not.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<clients::Model>, StoreError> {
-        Ok(clients::Entity::find_by_id(client_id.to_owned()).one(&self.db).await?)
+        Ok(clients::Entity::find_by_id(client_id.to_owned())
+            .one(&self.db)
+            .await?)
     }
 
     /// Every client, oldest first.

@@ -16,7 +16,9 @@ impl Store {
     /// Inserts a key. [`StoreError::Conflict`] when another instance installed a key of the
     /// same generation first.
     pub async fn insert_signing_key(&self, key: signing_keys::Model) -> Result<(), StoreError> {
-        signing_keys::ActiveModel::from(key).insert(&self.db).await?;
+        signing_keys::ActiveModel::from(key)
+            .insert(&self.db)
+            .await?;
         Ok(())
     }
 }

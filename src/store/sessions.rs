@@ -1,7 +1,6 @@
 //! Queries on sessions, refresh tokens and revocations.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
 };
 
 use super::entity::{refresh_tokens, revoked_tokens, sessions};
@@ -18,15 +17,21 @@ impl Store {
     /// Starts a session and stores its first refresh token, atomically.
     pub async fn start_session(&self, new: NewSession) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
-        sessions::ActiveModel::from(new.session).insert(&txn).await?;
-        refresh_tokens::ActiveModel::from(new.refresh_token).insert(&txn).await?;
+        sessions::ActiveModel::from(new.session)
+            .insert(&txn)
+            .await?;
+        refresh_tokens::ActiveModel::from(new.refresh_token)
+            .insert(&txn)
+            .await?;
         txn.commit().await?;
         Ok(())
     }
 
     /// The session with this id, ended or not.
     pub async fn find_session(&self, sid: &str) -> Result<Option<sessions::Model>, StoreError> {
-        Ok(sessions::Entity::find_by_id(sid.to_owned()).one(&self.db).await?)
+        Ok(sessions::Entity::find_by_id(sid.to_owned())
+            .one(&self.db)
+            .await?)
     }
 
     /// The refresh token with this hash, spent or not.
@@ -34,12 +39,17 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<refresh_tokens::Model>, StoreError> {
-        Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned()).one(&self.db).await?)
+        Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await?)
     }
 
     /// Whether the access token with this `jti` was revoked on its own.
     pub async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(revoked_tokens::Entity::find_by_id(jti.to_owned()).one(&self.db).await?.is_some())
+        Ok(revoked_tokens::Entity::find_by_id(jti.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     /// Ends a session (once: a session already ended keeps its first end).

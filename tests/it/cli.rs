@@ -1,0 +1,320 @@
+//! The `tessera` binary: client and key commands round-trip against a running server, and
+//! bad configuration is one clear line and a non-zero exit.
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tessera::grpc::pb;
+use tonic::Code;
+
+use crate::common::{TestApp, TestDb, assert_error, assert_inactive, client_credentials};
+
+fn tessera(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_DATABASE_URL", database_url)
+        .output()
+        .expect("run tessera")
+}
+
+fn json_of(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON value on stdout")
+}
+
+#[tokio::test]
+async fn clients_made_by_the_cli_get_tokens_and_show_in_the_list_without_secrets() {
+    let app = TestApp::spawn().await;
+    let url = app.db.url.clone();
+    let market = json_of(&tessera(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "web",
+            "--kind",
+            "marketplace",
+            "--json",
+        ],
+    ));
+    let market_id = market["client_id"].as_str().expect("client_id").to_owned();
+    assert!(
+        market.get("client_secret").is_none(),
+        "a public client gets no secret unless asked"
+    );
+    let integ = json_of(&tessera(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "jobs",
+            "--kind",
+            "integration",
+            "--json",
+        ],
+    ));
+    let integ_id = integ["client_id"].as_str().expect("client_id").to_owned();
+    let secret = integ["client_secret"].as_str().expect("secret").to_owned();
+    assert!(secret.len() >= 43);
+
+    app.issue(client_credentials(&market_id, ""))
+        .await
+        .expect("anonymous token");
+    let r = app
+        .issue(client_credentials(&integ_id, &secret))
+        .await
+        .expect("integ token");
+    assert_eq!(r.scope, "integ");
+
+    let list_output = tessera(&url, &["client", "list", "--json"]);
+    let list = json_of(&list_output);
+    let text = String::from_utf8_lossy(&list_output.stdout);
+    assert!(
+        !text.contains(&secret) && !text.contains("argon2"),
+        "no secret or hash in the list"
+    );
+    let rows = list.as_array().expect("array");
+    assert!(
+        rows.iter()
+            .any(|c| c["client_id"] == market_id.as_str() && c["kind"] == "marketplace")
+    );
+    assert!(rows.iter().any(|c| c["client_id"] == integ_id.as_str()
+        && c["kind"] == "integration"
+        && c["has_secret"] == true));
+}
+
+#[tokio::test]
+async fn a_marketplace_client_can_be_made_with_a_secret() {
+    let db = TestDb::new().await;
+    let c = json_of(&tessera(
+        &db.url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "ssr",
+            "--kind",
+            "marketplace",
+            "--with-secret",
+            "--json",
+        ],
+    ));
+    assert!(c["client_secret"].as_str().is_some_and(|s| s.len() >= 43));
+}
+
+#[tokio::test]
+async fn rotate_secret_and_disable_take_effect_at_once_on_a_running_server() {
+    let app = TestApp::spawn().await;
+    let url = app.db.url.clone();
+    let integ = json_of(&tessera(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "jobs",
+            "--kind",
+            "integration",
+            "--json",
+        ],
+    ));
+    let id = integ["client_id"].as_str().expect("id").to_owned();
+    let old = integ["client_secret"].as_str().expect("secret").to_owned();
+    let before = app
+        .issue(client_credentials(&id, &old))
+        .await
+        .expect("token");
+
+    let rotated = json_of(&tessera(&url, &["client", "rotate-secret", &id, "--json"]));
+    assert_eq!(rotated["client_id"], id.as_str());
+    let new = rotated["client_secret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
+    assert_ne!(new, old);
+    assert_error(
+        app.issue(client_credentials(&id, &old)).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    app.issue(client_credentials(&id, &new))
+        .await
+        .expect("new secret works");
+
+    let disabled = tessera(&url, &["client", "disable", &id]);
+    assert!(
+        disabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disabled.stderr)
+    );
+    assert_error(
+        app.issue(client_credentials(&id, &new)).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    assert_inactive(&app.introspect(&before.access_token).await);
+    assert_inactive(&app.introspect(&before.refresh_token).await);
+}
+
+#[tokio::test]
+async fn commands_on_an_unknown_client_fail_with_one_line() {
+    let db = TestDb::new().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    for args in [
+        vec!["client", "disable", id.as_str()],
+        vec!["client", "rotate-secret", id.as_str()],
+    ] {
+        let out = tessera(&db.url, &args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("no client"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn keys_list_shows_what_get_key_set_serves() {
+    let app = TestApp::spawn().await;
+    let keys = json_of(&tessera(&app.db.url, &["keys", "list", "--json"]));
+    let served = app
+        .client()
+        .await
+        .get_key_set(pb::GetKeySetRequest {})
+        .await
+        .expect("key set")
+        .into_inner();
+    let listed = keys.as_array().expect("array");
+    assert_eq!(listed.len(), served.keys.len());
+    assert_eq!(served.keys.len(), 1);
+    let key = &served.keys[0];
+    assert_eq!(listed[0]["kid"], key.kid.as_str());
+    assert_eq!(listed[0]["paserk"], key.paserk.as_str());
+    assert!(key.signing);
+    assert!(key.kid.starts_with("k4.pid.") && key.paserk.starts_with("k4.public."));
+    assert!(key.create_time.is_some() && key.retire_time.is_none());
+}
+
+#[tokio::test]
+async fn migrate_applies_the_schema_and_is_idempotent() {
+    let db = TestDb::new().await;
+    for _ in 0..2 {
+        let out = tessera(&db.url, &["migrate"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn serve_with(envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    // Bad configuration must exit by itself; a server that started would hang here, so
+    // bound the wait.
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("tessera serve kept running with envs {envs:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_configuration_prints_one_clear_line_and_exits_non_zero() {
+    let db = TestDb::new().await;
+    let url = db.url.as_str();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_ACCESS_TOKEN_TTL", "ten minutes"),
+            ],
+            "TESSERA_ACCESS_TOKEN_TTL",
+        ),
+        (
+            &[("TESSERA_DATABASE_URL", url), ("TESSERA_LISTEN", "nowhere")],
+            "TESSERA_LISTEN",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_INTROSPECTION_AUTH", "maybe"),
+            ],
+            "TESSERA_INTROSPECTION_AUTH",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_CLOCK_LEEWAY", "-5s"),
+            ],
+            "TESSERA_CLOCK_LEEWAY",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_MASTER_KEY", "c2hvcnQ="),
+            ],
+            "TESSERA_MASTER_KEY",
+        ),
+        (
+            &[("TESSERA_DATABASE_URL", "mysql://x/y")],
+            "TESSERA_DATABASE_URL",
+        ),
+        (
+            &[(
+                "TESSERA_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/none",
+            )],
+            "TESSERA_MASTER_KEY is required",
+        ),
+    ];
+    for (envs, expected) in cases {
+        let out = serve_with(envs);
+        assert!(!out.status.success(), "{envs:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line for {envs:?}, got: {stderr}");
+        assert!(lines[0].contains(expected), "{expected} not in {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_refuses_to_start() {
+    let app = TestApp::spawn().await;
+    let url = app.db.url.clone();
+    let other = tessera::domain::master_key::MasterKey::generate().1;
+    let out = serve_with(&[
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        ("TESSERA_MASTER_KEY", other.as_str()),
+        ("TESSERA_LISTEN", "127.0.0.1:0"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TESSERA_MASTER_KEY does not open the signing keys"),
+        "{stderr}"
+    );
+}

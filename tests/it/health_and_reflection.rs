@@ -1,0 +1,172 @@
+//! grpc.health.v1 and server reflection (v1 and v1alpha).
+use std::time::Duration;
+
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::common::{TestApp, assert_error, client_credentials};
+
+#[tokio::test]
+async fn health_reports_serving_for_the_server_and_the_service() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel());
+    for service in ["", "tessera.auth.v1.AuthService"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn health_watch_streams_the_current_status() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel());
+    let mut stream = health
+        .watch(HealthCheckRequest { service: "".into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = stream.next().await.expect("an update").expect("ok");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        // An open SQLite file cannot be taken away from a running process; the PostgreSQL
+        // run of this suite covers it.
+        return;
+    }
+    let id = app.marketplace_client().await;
+    app.db.drop_now().await;
+    let mut health = HealthClient::new(app.channel());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = health
+            .check(HealthCheckRequest {
+                service: "tessera.auth.v1.AuthService".into(),
+            })
+            .await
+            .expect("check");
+        if r.into_inner().status == ServingStatus::NotServing as i32 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still SERVING 10 s after the database went away"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_error(
+        app.issue(client_credentials(&id, "")).await,
+        Code::Unavailable,
+        "temporarily_unavailable",
+    );
+}
+
+#[tokio::test]
+async fn reflection_v1_lists_every_service() {
+    let app = TestApp::spawn().await;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("stream")
+        .into_inner();
+    let response = responses.next().await.expect("a response").expect("ok");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("unexpected {response:?}");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "tessera.auth.v1.AuthService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reflection_v1alpha_describes_the_auth_service_for_grpcurl() {
+    let app = TestApp::spawn().await;
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "tessera.auth.v1.AuthService".into(),
+            ),
+        ),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("stream")
+        .into_inner();
+    let response = responses.next().await.expect("a response").expect("ok");
+    let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+        response.message_response
+    else {
+        panic!("unexpected {response:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+    // ErrorInfo is described too, so grpcurl can print error details.
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "google.rpc.ErrorInfo".into(),
+            ),
+        ),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("stream")
+        .into_inner();
+    let response = responses.next().await.expect("a response").expect("ok");
+    assert!(matches!(
+        response.message_response,
+        Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_stopped_server_drains_and_exits_cleanly() {
+    let mut app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    app.anonymous_token(&id).await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("stops within 10 s");
+}

@@ -1,0 +1,348 @@
+//! IssueToken with client_credentials, and every error-table row it reaches.
+use tessera::grpc::pb::{self, issue_token_request::Grant};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::common::{TestApp, assert_error, client_credentials};
+
+#[tokio::test]
+async fn a_marketplace_client_gets_an_anonymous_public_read_token_without_refresh_token() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let r = app.issue(client_credentials(&id, "")).await.expect("token");
+    assert!(r.access_token.starts_with("v4.public."));
+    assert_eq!(r.token_type, "bearer");
+    assert_eq!(r.expires_in, 600);
+    assert_eq!(r.scope, "public-read");
+    assert_eq!(r.refresh_token, "");
+    assert_eq!(r.issued_token_type, "");
+    let info = app.introspect(&r.access_token).await;
+    assert!(info.active);
+    assert_eq!(info.sub, id);
+    assert_eq!(info.client_id, id);
+    assert_eq!(info.sid, "", "anonymous tokens have no session");
+}
+
+#[tokio::test]
+async fn an_integration_client_gets_an_integ_token_with_a_refresh_token_and_a_session() {
+    let app = TestApp::spawn().await;
+    let (id, _secret, r) = app.integration_login().await;
+    assert_eq!(r.scope, "integ");
+    assert_eq!(r.refresh_token.len(), 43, "256 random bits, URL-safe");
+    let access = app.introspect(&r.access_token).await;
+    assert!(access.active);
+    assert_eq!(access.client_id, id);
+    assert_eq!(access.token_type, pb::TokenType::AccessToken as i32);
+    assert!(!access.sid.is_empty());
+    let session = app
+        .store
+        .find_session(&access.sid)
+        .await
+        .expect("query")
+        .expect("session row");
+    assert_eq!(session.client_id, id);
+    let refresh = app.introspect(&r.refresh_token).await;
+    assert!(refresh.active);
+    assert_eq!(refresh.token_type, pb::TokenType::RefreshToken as i32);
+    assert_eq!(refresh.sid, access.sid);
+    assert_eq!(refresh.scope, "integ");
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_stored_only_as_hashes() {
+    let app = TestApp::spawn().await;
+    let (_, _, r) = app.integration_login().await;
+    let hash = tessera::domain::random::sha256_hex(&r.refresh_token);
+    assert!(
+        app.store
+            .find_refresh_token(&hash)
+            .await
+            .expect("query")
+            .is_some()
+    );
+    assert!(
+        app.store
+            .find_refresh_token(&r.refresh_token)
+            .await
+            .expect("query")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_requested_scope_may_narrow_but_never_widen_the_grant() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let mut same = client_credentials(&id, "");
+    same.scope = "public-read".into();
+    assert_eq!(app.issue(same).await.expect("ok").scope, "public-read");
+    for wider in ["user", "integ", "public-read user", "trusted:user", "admin"] {
+        let mut req = client_credentials(&id, "");
+        req.scope = wider.into();
+        assert_error(
+            app.issue(req).await,
+            Code::PermissionDenied,
+            "invalid_scope",
+        );
+    }
+    let (iid, secret) = app.integration_client().await;
+    let mut req = client_credentials(&iid, &secret);
+    req.scope = "public-read".into();
+    assert_error(
+        app.issue(req).await,
+        Code::PermissionDenied,
+        "invalid_scope",
+    );
+}
+
+#[tokio::test]
+async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
+    let app = TestApp::spawn().await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_error(
+        app.issue(client_credentials(&unknown, "")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+
+    let (id, secret) = app.integration_client().await;
+    assert_error(
+        app.issue(client_credentials(&id, "")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    assert_error(
+        app.issue(client_credentials(&id, "wrong-secret")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    let other = app.integration_client().await.1;
+    assert_error(
+        app.issue(client_credentials(&id, &other)).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    app.issue(client_credentials(&id, &secret))
+        .await
+        .expect("the right secret works");
+
+    // A marketplace client that sends a secret must send the right one.
+    let market = app.marketplace_client().await;
+    assert_error(
+        app.issue(client_credentials(&market, "anything")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    let (market_with, market_secret) = app.marketplace_client_with_secret().await;
+    assert_error(
+        app.issue(client_credentials(&market_with, "nope")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    app.issue(client_credentials(&market_with, &market_secret))
+        .await
+        .expect("right secret");
+    app.issue(client_credentials(&market_with, ""))
+        .await
+        .expect("no secret is fine for a public client");
+
+    tessera::domain::clients::disable_client(&app.store, &id)
+        .await
+        .expect("disable");
+    assert_error(
+        app.issue(client_credentials(&id, &secret)).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_stops_working_at_once_even_when_cached() {
+    let app = TestApp::spawn().await;
+    let (id, old) = app.integration_client().await;
+    // Twice, so that the second call is served by the verified-secret cache.
+    app.issue(client_credentials(&id, &old))
+        .await
+        .expect("first");
+    app.issue(client_credentials(&id, &old))
+        .await
+        .expect("cached");
+    let hasher = tessera::domain::hashing::HashingPool::new(
+        tessera::domain::hashing::HashCost::OWASP,
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .expect("hasher");
+    let new = tessera::domain::clients::rotate_secret(&app.store, &hasher, &id)
+        .await
+        .expect("rotate")
+        .expect("client");
+    assert_error(
+        app.issue(client_credentials(&id, &old)).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    use secrecy::ExposeSecret;
+    app.issue(client_credentials(&id, new.expose_secret()))
+        .await
+        .expect("new secret works");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid_request_with_field_violations() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let cases: Vec<(pb::IssueTokenRequest, &str)> = vec![
+        (
+            pb::IssueTokenRequest {
+                client_id: id.clone(),
+                ..Default::default()
+            },
+            "grant",
+        ),
+        (client_credentials("", ""), "client_id"),
+        (client_credentials("not-a-uuid", ""), "client_id"),
+        (
+            client_credentials(&"x".repeat(100_000 / 4), ""),
+            "client_id",
+        ),
+        (client_credentials(&id, &"s".repeat(300)), "client_secret"),
+        (
+            pb::IssueTokenRequest {
+                client_id: id.clone(),
+                grant: Some(Grant::Password(pb::PasswordGrant {
+                    username: "a@b.c".into(),
+                    password: "p".repeat(129),
+                })),
+                ..Default::default()
+            },
+            "password.password",
+        ),
+        (
+            pb::IssueTokenRequest {
+                client_id: id.clone(),
+                grant: Some(Grant::Password(pb::PasswordGrant {
+                    username: "u".repeat(321),
+                    password: "pw".into(),
+                })),
+                ..Default::default()
+            },
+            "password.username",
+        ),
+        (
+            pb::IssueTokenRequest {
+                client_id: id.clone(),
+                grant: Some(Grant::RefreshToken(pb::RefreshTokenGrant {
+                    refresh_token: "r".repeat(4097),
+                })),
+                ..Default::default()
+            },
+            "refresh_token.refresh_token",
+        ),
+        (
+            pb::IssueTokenRequest {
+                client_id: id.clone(),
+                grant: Some(Grant::TokenExchange(pb::TokenExchangeGrant {
+                    subject_token: "v4.public.x".into(),
+                    subject_token_type: "urn:ietf:params:oauth:token-type:id_token".into(),
+                })),
+                ..Default::default()
+            },
+            "token_exchange.subject_token_type",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = assert_error(
+            app.issue(request).await,
+            Code::InvalidArgument,
+            "invalid_request",
+        );
+        let bad = status.get_details_bad_request().expect("BadRequest detail");
+        assert!(
+            bad.field_violations.iter().any(|v| v.field == field),
+            "{field} not in {bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_of_128_characters_is_not_refused_for_its_length() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let request = pb::IssueTokenRequest {
+        client_id: id,
+        grant: Some(Grant::Password(pb::PasswordGrant {
+            username: "a@b.c".into(),
+            password: "é".repeat(128),
+        })),
+        ..Default::default()
+    };
+    let status = app.issue(request).await.expect_err("no users yet");
+    assert_ne!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+#[tokio::test]
+async fn requests_over_64_kib_are_refused_before_decoding() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let mut request = client_credentials(&id, "");
+    request.scope = "x".repeat(70 * 1024);
+    let status = app.issue(request).await.expect_err("too large");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_well_formed_request_yields_internal_or_unknown() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let strings = [
+        "",
+        " ",
+        "\u{0}",
+        "💥",
+        "v4.public.",
+        "null",
+        &"z".repeat(4096),
+    ];
+    for client_id in [
+        id.as_str(),
+        "",
+        "💥",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        for s in strings {
+            for grant in [
+                None,
+                Some(Grant::ClientCredentials(pb::ClientCredentialsGrant {})),
+                Some(Grant::Password(pb::PasswordGrant {
+                    username: s.into(),
+                    password: s.into(),
+                })),
+                Some(Grant::TokenExchange(pb::TokenExchangeGrant {
+                    subject_token: s.into(),
+                    subject_token_type: s.into(),
+                })),
+                Some(Grant::RefreshToken(pb::RefreshTokenGrant {
+                    refresh_token: s.into(),
+                })),
+            ] {
+                let request = pb::IssueTokenRequest {
+                    client_id: client_id.into(),
+                    client_secret: s.into(),
+                    scope: s.into(),
+                    grant,
+                };
+                if let Err(status) = app.issue(request).await {
+                    assert!(
+                        !matches!(status.code(), Code::Internal | Code::Unknown),
+                        "{status:?}"
+                    );
+                    assert!(status.get_details_error_info().is_some(), "{status:?}");
+                }
+            }
+        }
+    }
+}

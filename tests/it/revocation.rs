@@ -1,0 +1,116 @@
+//! RevokeToken as far as the foundation reaches: sessions end, anonymous tokens are revoked
+//! alone, other clients' tokens are refused and left alone.
+use tonic::Code;
+
+use tessera::grpc::pb;
+
+use crate::common::{TestApp, assert_error, assert_inactive};
+
+fn revoke(client_id: &str, secret: &str, token: &str) -> pb::RevokeTokenRequest {
+    pb::RevokeTokenRequest {
+        token: token.into(),
+        token_type_hint: 0,
+        client_id: client_id.into(),
+        client_secret: secret.into(),
+    }
+}
+
+#[tokio::test]
+async fn revoking_an_integration_access_token_ends_its_session() {
+    let app = TestApp::spawn().await;
+    let (id, secret, r) = app.integration_login().await;
+    app.client()
+        .await
+        .revoke_token(revoke(&id, &secret, &r.access_token))
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&r.access_token).await);
+    assert_inactive(&app.introspect(&r.refresh_token).await);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_session() {
+    let app = TestApp::spawn().await;
+    let (id, secret, r) = app.integration_login().await;
+    app.client()
+        .await
+        .revoke_token(revoke(&id, &secret, &r.refresh_token))
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&r.access_token).await);
+}
+
+#[tokio::test]
+async fn revoking_an_anonymous_token_revokes_it_alone() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let first = app.anonymous_token(&id).await;
+    let second = app.anonymous_token(&id).await;
+    app.client()
+        .await
+        .revoke_token(revoke(&id, "", &first))
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&first).await);
+    assert!(app.introspect(&second).await.active);
+    // Revoking again is harmless.
+    app.client()
+        .await
+        .revoke_token(revoke(&id, "", &first))
+        .await
+        .expect("revoke again");
+}
+
+#[tokio::test]
+async fn unknown_and_invalid_tokens_revoke_ok() {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    for token in ["garbage", "v4.public.abc", &"A".repeat(43)] {
+        app.client()
+            .await
+            .revoke_token(revoke(&id, "", token))
+            .await
+            .expect("OK per RFC 7009");
+    }
+}
+
+#[tokio::test]
+async fn another_clients_token_is_refused_and_stays_active() {
+    let app = TestApp::spawn().await;
+    let (id, secret, r) = app.integration_login().await;
+    let other = app.marketplace_client().await;
+    let anonymous = app.anonymous_token(&other).await;
+    assert_error(
+        app.client()
+            .await
+            .revoke_token(revoke(&id, &secret, &anonymous))
+            .await,
+        Code::PermissionDenied,
+        "unauthorized_client",
+    );
+    assert_error(
+        app.client()
+            .await
+            .revoke_token(revoke(&other, "", &r.refresh_token))
+            .await,
+        Code::PermissionDenied,
+        "unauthorized_client",
+    );
+    assert!(app.introspect(&anonymous).await.active);
+    assert!(app.introspect(&r.refresh_token).await.active);
+}
+
+#[tokio::test]
+async fn an_integration_client_must_authenticate_to_revoke() {
+    let app = TestApp::spawn().await;
+    let (id, _secret, r) = app.integration_login().await;
+    assert_error(
+        app.client()
+            .await
+            .revoke_token(revoke(&id, "", &r.access_token))
+            .await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    assert!(app.introspect(&r.access_token).await.active);
+}
