@@ -11,6 +11,8 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations/Cargo.toml migrations/Cargo.toml
 COPY proto proto
+# Cargo.toml names the bench targets, so their sources must exist for the manifest to load.
+COPY benches benches
 RUN mkdir -p src migrations/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs migrations/src/lib.rs \

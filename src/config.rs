@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Args;
 use secrecy::SecretString;
 
-use crate::domain::policy::TokenPolicy;
+use crate::domain::{hashing::HashCost, policy::TokenPolicy};
 use crate::store::Backend;
 
 /// The default embedded database: a SQLite file in the working directory.
@@ -16,6 +16,78 @@ pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH?mode=rwc (embedded) or postgres://...
     #[arg(long, env = "TESSERA_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
+}
+
+/// argon2id cost for passwords and client secrets: shared by `serve` and the commands that
+/// set secrets.
+#[derive(Args, Clone, Debug)]
+pub struct HashArgs {
+    /// argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
+    #[arg(
+        long,
+        env = "TESSERA_ARGON2_MEMORY_KIB",
+        default_value = "19456",
+        global = true
+    )]
+    pub argon2_memory_kib: String,
+    /// argon2id iterations (OWASP: 2).
+    #[arg(
+        long,
+        env = "TESSERA_ARGON2_ITERATIONS",
+        default_value = "2",
+        global = true
+    )]
+    pub argon2_iterations: String,
+    /// argon2id lanes (OWASP: 1).
+    #[arg(
+        long,
+        env = "TESSERA_ARGON2_PARALLELISM",
+        default_value = "1",
+        global = true
+    )]
+    pub argon2_parallelism: String,
+}
+
+impl HashArgs {
+    /// The validated cost.
+    pub fn cost(&self) -> Result<HashCost, ConfigError> {
+        let number = |name: &'static str, text: &str, range: std::ops::RangeInclusive<u32>| {
+            text.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        name,
+                        text,
+                        format!(
+                            "expected a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                })
+        };
+        let parallelism = number(
+            "TESSERA_ARGON2_PARALLELISM",
+            &self.argon2_parallelism,
+            1..=16,
+        )?;
+        let cost = HashCost {
+            memory_kib: number(
+                "TESSERA_ARGON2_MEMORY_KIB",
+                &self.argon2_memory_kib,
+                8 * parallelism..=4 * 1024 * 1024,
+            )?,
+            iterations: number(
+                "TESSERA_ARGON2_ITERATIONS",
+                &self.argon2_iterations,
+                1..=100,
+            )?,
+            parallelism,
+        };
+        Ok(cost)
+    }
 }
 
 /// `tessera serve` flags; each also reads its TESSERA_* variable.
@@ -64,6 +136,7 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     pub policy: TokenPolicy,
     pub introspection_auth: IntrospectionAuth,
+    pub hash_cost: HashCost,
 }
 
 /// A configuration value that cannot be used; its Display is the one line shown to the user.
@@ -87,7 +160,11 @@ impl ConfigError {
 
 impl Config {
     /// Validates the flags and variables of `serve`.
-    pub fn from_args(db: &DatabaseArgs, args: &ServeArgs) -> Result<Self, ConfigError> {
+    pub fn from_args(
+        db: &DatabaseArgs,
+        hashing: &HashArgs,
+        args: &ServeArgs,
+    ) -> Result<Self, ConfigError> {
         let listen = args.listen.parse().map_err(|_| {
             ConfigError::new(
                 "TESSERA_LISTEN",
@@ -138,6 +215,7 @@ impl Config {
             master_key,
             policy,
             introspection_auth,
+            hash_cost: hashing.cost()?,
         })
     }
 }

@@ -9,12 +9,7 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::config::{Config, redact_url};
-use crate::domain::{
-    TokenService,
-    hashing::{HashCost, HashingPool},
-    keyring::KeyRing,
-    master_key::MasterKey,
-};
+use crate::domain::{TokenService, hashing::HashingPool, keyring::KeyRing, master_key::MasterKey};
 use crate::grpc::{
     auth_service::AuthServiceImpl,
     health::{report, watch_database},
@@ -55,7 +50,7 @@ impl Application {
             .await
             .context("cannot open the signing keys")?;
         let hasher =
-            HashingPool::for_this_machine(HashCost::OWASP).context("invalid argon2 parameters")?;
+            HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
         let tokens = Arc::new(TokenService::new(
             store.clone(),
             keys,

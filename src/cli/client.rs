@@ -4,10 +4,10 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{output, serve::open_store};
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, HashArgs};
 use crate::domain::{
     clients::{self, ClientKind},
-    hashing::{HashCost, HashingPool},
+    hashing::HashingPool,
 };
 
 #[derive(Subcommand, Debug)]
@@ -54,9 +54,10 @@ impl From<KindArg> for ClientKind {
     }
 }
 
-pub async fn run(db: &DatabaseArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+    let cost = hashing.cost()?;
     let store = open_store(db).await?;
-    let hasher = || HashingPool::new(HashCost::OWASP, 1, std::time::Duration::from_secs(60));
+    let hasher = || HashingPool::new(cost, 1, std::time::Duration::from_secs(60));
     match cmd {
         ClientCommand::Create {
             name,

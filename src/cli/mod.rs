@@ -4,10 +4,11 @@ mod health;
 mod keys;
 mod output;
 mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, HashArgs, ServeArgs};
 
 /// Tessera: short-lived access tokens, introspection and revocation over gRPC.
 #[derive(Parser, Debug)]
@@ -15,6 +16,8 @@ use crate::config::{DatabaseArgs, ServeArgs};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub hashing: HashArgs,
     /// Log line format: pretty or json.
     #[arg(
         long,
@@ -45,6 +48,9 @@ pub enum Command {
         #[arg(long, default_value = "")]
         service: String,
     },
+    /// Manage end users (passwords are read from stdin, never from arguments).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Inspect signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -53,9 +59,10 @@ pub enum Command {
 /// Runs a parsed command line. Errors are printed by the caller as one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::serve(&cli.database, &args).await,
+        Command::Serve(args) => serve::serve(&cli.database, &cli.hashing, &args).await,
         Command::Migrate => serve::migrate(&cli.database).await,
-        Command::Client(cmd) => client::run(&cli.database, cmd).await,
+        Command::Client(cmd) => client::run(&cli.database, &cli.hashing, cmd).await,
+        Command::User(cmd) => user::run(&cli.database, &cli.hashing, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.database, cmd).await,
         Command::Health { addr, service } => health::check(&addr, &service).await,
     }

@@ -1,13 +1,13 @@
 //! `tessera serve` and `tessera migrate`, and the database opening other commands share.
 use anyhow::Context;
 
-use crate::config::{Config, DatabaseArgs, ServeArgs, redact_url, validate_database_url};
+use crate::config::{Config, DatabaseArgs, HashArgs, ServeArgs, redact_url, validate_database_url};
 use crate::server::Application;
 use crate::store::{self, Store};
 
 /// Serves until SIGTERM or Ctrl-C.
-pub async fn serve(db: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
-    let config = Config::from_args(db, args)?;
+pub async fn serve(db: &DatabaseArgs, hashing: &HashArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::from_args(db, hashing, args)?;
     Application::build(config).await?.run_until_stopped().await
 }
 

@@ -71,6 +71,11 @@ impl ClientAuthenticator {
         }
     }
 
+    /// The pool secrets are verified on.
+    pub fn hasher(&self) -> &HashingPool {
+        &self.hasher
+    }
+
     /// Authenticates a client: it must exist and be enabled; an integration client must present
     /// its secret; a secret that is presented must be right.
     pub async fn authenticate(

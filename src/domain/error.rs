@@ -22,7 +22,7 @@ impl FieldViolation {
 /// Why a request failed. Each variant is one row of SPEC §4's error table.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
-    #[error("the request is missing a field or has a malformed one")]
+    #[error("invalid request: {}", describe(.0))]
     InvalidRequest(Vec<FieldViolation>),
     #[error("client authentication failed")]
     InvalidClient,
@@ -48,6 +48,14 @@ pub enum DomainError {
     Unavailable,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    let parts: Vec<_> = violations
+        .iter()
+        .map(|v| format!("{} {}", v.field, v.description))
+        .collect();
+    parts.join("; ")
 }
 
 impl DomainError {

@@ -1,5 +1,11 @@
 //! argon2id hashing of secrets, off the async executor and bounded in flight.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
@@ -39,6 +45,8 @@ pub struct HashingPool {
     permits: Arc<Semaphore>,
     params: Params,
     max_wait: Duration,
+    completed: Arc<AtomicU64>,
+    dummy: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl HashingPool {
@@ -48,6 +56,8 @@ impl HashingPool {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             params: cost.params()?,
             max_wait,
+            completed: Arc::new(AtomicU64::new(0)),
+            dummy: Arc::default(),
         })
     }
 
@@ -84,6 +94,38 @@ impl HashingPool {
         .await
     }
 
+    /// A hash of a random secret at the configured cost: unknown usernames are verified
+    /// against it, so that they cost what a wrong password costs.
+    pub async fn dummy_hash(&self) -> Result<String, DomainError> {
+        self.dummy
+            .get_or_try_init(|| self.hash(SecretString::from(super::random::new_secret())))
+            .await
+            .cloned()
+    }
+
+    /// Whether a stored hash is weaker than the configured cost (or not argon2id at all), so
+    /// that it should be replaced after the next successful verification.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return true;
+        };
+        if hash.algorithm != argon2::ARGON2ID_IDENT {
+            return true;
+        }
+        let Ok(stored) = Params::try_from(&hash) else {
+            return true;
+        };
+        stored.m_cost() < self.params.m_cost()
+            || stored.t_cost() < self.params.t_cost()
+            || stored.p_cost() < self.params.p_cost()
+    }
+
+    /// How many hashes and verifications this pool has run: lets tests and benchmarks see
+    /// whether a path paid for argon2.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
@@ -94,8 +136,10 @@ impl HashingPool {
                 retry_after: Duration::from_secs(1),
             })?
             .map_err(|e| DomainError::Internal(e.into()))?;
+        let completed = self.completed.clone();
         tokio::task::spawn_blocking(move || {
             let result = job();
+            completed.fetch_add(1, Ordering::Relaxed);
             drop(permit);
             result
         })
@@ -129,6 +173,42 @@ mod tests {
         assert!(
             !pool
                 .verify(SecretString::from("wrong"), phc)
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn weaker_hashes_need_a_rehash_and_equal_ones_do_not() {
+        let weak = HashingPool::new(
+            HashCost {
+                memory_kib: 8 * 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+            Duration::from_secs(5),
+        )
+        .expect("pool");
+        let strong = pool();
+        let weak_hash = weak.hash(SecretString::from("pw")).await.expect("hash");
+        let strong_hash = strong.hash(SecretString::from("pw")).await.expect("hash");
+        assert!(strong.needs_rehash(&weak_hash));
+        assert!(!strong.needs_rehash(&strong_hash));
+        assert!(!weak.needs_rehash(&strong_hash));
+        assert!(
+            strong.needs_rehash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_made_once_and_matches_nothing_guessable() {
+        let pool = pool();
+        let first = pool.dummy_hash().await.expect("dummy");
+        assert_eq!(pool.dummy_hash().await.expect("dummy"), first);
+        assert!(
+            !pool
+                .verify(SecretString::from(""), first)
                 .await
                 .expect("verify")
         );

@@ -10,7 +10,9 @@ pub mod policy;
 pub mod random;
 pub mod scope;
 pub mod service;
+pub mod throttle;
 pub mod token;
+pub mod users;
 
 pub use error::{DomainError, FieldViolation};
 pub use service::TokenService;

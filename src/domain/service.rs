@@ -1,5 +1,5 @@
 //! `TokenService`: the grants, introspection and revocation of SPEC §2–§4, over the store.
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     DomainError,
@@ -11,11 +11,13 @@ use super::{
     policy::TokenPolicy,
     random::{looks_like_secret, new_secret, sha256_hex},
     scope,
+    throttle::LoginThrottle,
     token::{AccessClaims, Unverified},
+    users::normalize_username,
 };
 use crate::store::{
     NewSession, Store,
-    entity::{refresh_tokens, sessions},
+    entity::{refresh_tokens, sessions, users},
 };
 
 /// What the client asked for in IssueToken, validated for shape by the gRPC layer.
@@ -25,6 +27,8 @@ pub struct IssueRequest {
     pub client_secret: Option<SecretString>,
     pub scope: String,
     pub grant: Grant,
+    /// The end user's address, when the calling service forwards it (`x-forwarded-for`).
+    pub end_user_address: Option<String>,
 }
 
 /// The grant of an IssueToken request.
@@ -81,16 +85,19 @@ pub struct TokenService {
     store: Store,
     keys: KeyRing,
     clients: ClientAuthenticator,
+    throttle: LoginThrottle,
     policy: TokenPolicy,
 }
 
 impl TokenService {
     pub fn new(store: Store, keys: KeyRing, hasher: HashingPool, policy: TokenPolicy) -> Self {
         let clients = ClientAuthenticator::new(store.clone(), hasher);
+        let throttle = LoginThrottle::new(store.clone());
         Self {
             store,
             keys,
             clients,
+            throttle,
             policy,
         }
     }
@@ -98,6 +105,11 @@ impl TokenService {
     /// The key ring, for tests and tools that sign their own tokens.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The argon2 pool client secrets are verified on.
+    pub fn hasher(&self) -> &HashingPool {
+        self.clients.hasher()
     }
 
     /// The policy in force.
@@ -113,10 +125,159 @@ impl TokenService {
             .await?;
         match request.grant {
             Grant::ClientCredentials => self.client_credentials(&client, &request.scope).await,
-            Grant::Password { .. } | Grant::TokenExchange { .. } | Grant::RefreshToken { .. } => {
-                Err(DomainError::UnsupportedGrant)
+            Grant::Password { username, password } => {
+                self.password(
+                    &client,
+                    &request.scope,
+                    &username,
+                    password,
+                    request.end_user_address.as_deref(),
+                )
+                .await
             }
+            Grant::RefreshToken { refresh_token } => {
+                self.refresh(&client, &request.scope, refresh_token.expose_secret())
+                    .await
+            }
+            Grant::TokenExchange { .. } => Err(DomainError::UnsupportedGrant),
         }
+    }
+
+    /// The password grant: a marketplace client logs an end user in. Unknown user, wrong
+    /// password and disabled user cost the same argon2 verification and give the same error.
+    async fn password(
+        &self,
+        client: &AuthenticatedClient,
+        requested_scope: &str,
+        username: &str,
+        password: SecretString,
+        address: Option<&str>,
+    ) -> Result<IssuedToken, DomainError> {
+        if client.kind != ClientKind::Marketplace {
+            return Err(DomainError::UnauthorizedClient);
+        }
+        let scope = scope::narrow(requested_scope, scope::USER)?;
+        let username = normalize_username(username);
+        let attempt = self.throttle.begin(&username, address).await?;
+        let user = self.store.find_user_by_username(&username).await?;
+        let stored_hash = match &user {
+            Some(user) => user.password_hash.clone(),
+            None => self.hasher().dummy_hash().await?,
+        };
+        let verified = self.hasher().verify(password.clone(), stored_hash).await?;
+        let user = match user {
+            Some(user) if verified && user.disabled_at.is_none() => user,
+            _ => return Err(DomainError::InvalidGrant),
+        };
+        self.throttle.succeeded(attempt).await?;
+        self.upgrade_weak_hash(&user, password).await;
+        let now = now_ms();
+        let (sid, refresh_token) = self
+            .start_session(&client.client_id, Some(&user.user_id), &scope, now)
+            .await?;
+        let claims = self.access_claims(
+            &client.client_id,
+            &user.user_id,
+            scope,
+            Some(sid),
+            now,
+            self.policy.access_token_ttl,
+        );
+        self.issued(claims, Some(refresh_token))
+    }
+
+    /// Re-hashes a password whose stored hash is weaker than the configured cost. Best effort:
+    /// the login has succeeded whatever happens here.
+    async fn upgrade_weak_hash(&self, user: &users::Model, password: SecretString) {
+        if !self.hasher().needs_rehash(&user.password_hash) {
+            return;
+        }
+        let result = match self.hasher().hash(password).await {
+            Ok(new_hash) => self
+                .store
+                .upgrade_password_hash(&user.user_id, &user.password_hash, new_hash, now_ms())
+                .await
+                .map_err(DomainError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                reason = e.reason(),
+                "could not upgrade a weak password hash; will retry at the next login"
+            );
+        }
+    }
+
+    /// The refresh grant: spends the presented refresh token and issues its successor, with
+    /// an access token of the session's scope (or a narrower one).
+    async fn refresh(
+        &self,
+        client: &AuthenticatedClient,
+        requested_scope: &str,
+        presented: &str,
+    ) -> Result<IssuedToken, DomainError> {
+        let now = now_ms();
+        let hash = sha256_hex(presented);
+        let row = self
+            .store
+            .find_refresh_token(&hash)
+            .await?
+            .ok_or(DomainError::InvalidGrant)?;
+        if row.client_id != client.client_id {
+            return Err(DomainError::InvalidGrant);
+        }
+        if let Some(spent_at) = row.spent_at {
+            // RFC 9700 §4.14.2: a spent token presented again after the grace window means
+            // it leaked; end the session so that neither party keeps using it.
+            if now - spent_at > ms(self.policy.refresh_reuse_grace) {
+                self.store
+                    .end_session(&row.sid, now, "refresh_token_reused")
+                    .await?;
+                tracing::warn!(sid = %row.sid, "spent refresh token presented again: session ended");
+            }
+            return Err(DomainError::InvalidGrant);
+        }
+        let session = self
+            .store
+            .find_session(&row.sid)
+            .await?
+            .ok_or(DomainError::InvalidGrant)?;
+        if row.expires_at <= now || session.ended_at.is_some() || session.expires_at <= now {
+            return Err(DomainError::InvalidGrant);
+        }
+        let scope = scope::narrow(requested_scope, &session.scope)?;
+        let successor = new_secret();
+        let successor_row = refresh_tokens::Model {
+            token_hash: sha256_hex(&successor),
+            sid: session.sid.clone(),
+            client_id: client.client_id.clone(),
+            created_at: now,
+            expires_at: now
+                .saturating_add(ms(self.policy.refresh_token_ttl))
+                .min(session.expires_at),
+            spent_at: None,
+        };
+        if !self
+            .store
+            .rotate_refresh_token(&hash, successor_row, now)
+            .await?
+        {
+            // Another request spent it first, or the session ended meanwhile.
+            return Err(DomainError::InvalidGrant);
+        }
+        let sub = session
+            .user_id
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone());
+        let claims = self.access_claims(
+            &client.client_id,
+            &sub,
+            scope,
+            Some(session.sid),
+            now,
+            self.policy.access_token_ttl,
+        );
+        self.issued(claims, Some(successor))
     }
 
     async fn client_credentials(

@@ -99,10 +99,14 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         &self,
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let address = request::end_user_address(req.metadata());
         let req = req.into_inner();
         let client_id = req.client_id.clone();
         traced("IssueToken", &client_id, async {
-            let issued = self.tokens.issue(request::issue_request(req)?).await?;
+            let issued = self
+                .tokens
+                .issue(request::issue_request(req, address)?)
+                .await?;
             Ok(pb::IssueTokenResponse {
                 access_token: issued.access_token,
                 token_type: "bearer".into(),

@@ -10,9 +10,7 @@ use crate::domain::{
 /// Longest token accepted anywhere (SPEC §4: 4 KiB).
 pub const MAX_TOKEN_LEN: usize = 4096;
 /// Longest username: an e-mail address.
-pub const MAX_USERNAME_LEN: usize = 320;
-/// Longest password, in characters; longer ones are refused before hashing.
-pub const MAX_PASSWORD_CHARS: usize = 128;
+pub use crate::domain::users::{MAX_PASSWORD_CHARS, MAX_USERNAME_LEN};
 /// Longest client secret accepted (ours are 43 characters).
 pub const MAX_SECRET_LEN: usize = 256;
 /// Longest requested scope.
@@ -69,8 +67,22 @@ fn secret(value: String) -> Option<SecretString> {
     (!value.is_empty()).then(|| SecretString::from(value))
 }
 
+/// The end user's address from `x-forwarded-for` (the left-most entry, which the calling
+/// service set), when it is an IP address.
+pub fn end_user_address(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    let value = metadata.get("x-forwarded-for")?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    first
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
 /// Validates IssueToken and turns it into a domain request.
-pub fn issue_request(req: pb::IssueTokenRequest) -> Result<IssueRequest, DomainError> {
+pub fn issue_request(
+    req: pb::IssueTokenRequest,
+    end_user_address: Option<String>,
+) -> Result<IssueRequest, DomainError> {
     let mut v = Violations::default();
     client_id(&mut v, &req.client_id);
     v.max_len(&req.client_secret, MAX_SECRET_LEN, "client_secret");
@@ -135,6 +147,7 @@ pub fn issue_request(req: pb::IssueTokenRequest) -> Result<IssueRequest, DomainE
         client_secret: secret(req.client_secret),
         scope: req.scope,
         grant: grant.ok_or_else(|| DomainError::invalid_field("grant", "is required"))?,
+        end_user_address,
     })
 }
 

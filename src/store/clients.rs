@@ -10,6 +10,7 @@ use super::{Store, StoreError};
 impl Store {
     /// Inserts a new client.
     pub async fn insert_client(&self, client: clients::Model) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         clients::ActiveModel::from(client).insert(&self.db).await?;
         Ok(())
     }
@@ -33,6 +34,7 @@ impl Store {
     /// Disables a client, ends its sessions and marks every token issued to it so far as
     /// inactive. Returns false when there is no such client.
     pub async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::DisabledAt, Expr::value(now))
@@ -63,6 +65,7 @@ impl Store {
         secret_hash: String,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _write = self.write_guard().await;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::SecretHash, Expr::value(secret_hash))
             .col_expr(clients::Column::SecretRotatedAt, Expr::value(now))

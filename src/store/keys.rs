@@ -16,6 +16,7 @@ impl Store {
     /// Inserts a key. [`StoreError::Conflict`] when another instance installed a key of the
     /// same generation first.
     pub async fn insert_signing_key(&self, key: signing_keys::Model) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         signing_keys::ActiveModel::from(key)
             .insert(&self.db)
             .await?;

@@ -7,23 +7,42 @@ mod connect;
 mod error;
 mod keys;
 mod sessions;
+mod throttle;
+mod users;
 
 pub use connect::{Backend, connect, migrate};
 pub use error::StoreError;
 pub use sessions::NewSession;
+pub use throttle::ThrottleCount;
 
-use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// The database behind Tessera. Cheap to clone: it is a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite allows one writer at a time: writes from this process queue here instead of
+    /// racing for the file lock (which can fail fast with "database is locked" in WAL mode).
+    sqlite_writer: Option<Arc<Mutex<()>>>,
 }
 
 impl Store {
     /// Wraps an open, migrated connection pool.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let sqlite_writer =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Self { db, sqlite_writer }
+    }
+
+    /// Held for the duration of every write.
+    async fn write_guard(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     /// The pool, for migrations and health checks.

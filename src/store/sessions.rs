@@ -1,6 +1,7 @@
 //! Queries on sessions, refresh tokens and revocations.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, Query},
 };
 
 use super::entity::{refresh_tokens, revoked_tokens, sessions};
@@ -16,6 +17,7 @@ pub struct NewSession {
 impl Store {
     /// Starts a session and stores its first refresh token, atomically.
     pub async fn start_session(&self, new: NewSession) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         sessions::ActiveModel::from(new.session)
             .insert(&txn)
@@ -54,6 +56,7 @@ impl Store {
 
     /// Ends a session (once: a session already ended keeps its first end).
     pub async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         sessions::Entity::update_many()
             .col_expr(sessions::Column::EndedAt, Expr::value(now))
             .col_expr(sessions::Column::EndReason, Expr::value(reason))
@@ -72,6 +75,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         let row = revoked_tokens::ActiveModel::from(revoked_tokens::Model {
             jti: jti.to_owned(),
             client_id: client_id.to_owned(),
@@ -83,5 +87,42 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old
+    /// token is unspent and unexpired and its session is live. Of any number of concurrent
+    /// calls for one token, exactly one returns true.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: refresh_tokens::Model,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let live_sessions = Query::select()
+            .column(sessions::Column::Sid)
+            .from(sessions::Entity)
+            .and_where(sessions::Column::Sid.eq(successor.sid.clone()))
+            .and_where(sessions::Column::EndedAt.is_null())
+            .and_where(sessions::Column::ExpiresAt.gt(now))
+            .to_owned();
+        let spent = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(now))
+            .filter(refresh_tokens::Column::Sid.in_subquery(live_sessions))
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        refresh_tokens::ActiveModel::from(successor)
+            .insert(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
     }
 }

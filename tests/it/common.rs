@@ -143,6 +143,7 @@ pub fn test_config(db: &TestDb) -> Config {
         master_key: db.is_postgres().then(|| MasterKey::generate().1.into()),
         policy: TokenPolicy::default(),
         introspection_auth: IntrospectionAuth::Bearer,
+        hash_cost: HashCost::OWASP,
     }
 }
 
@@ -330,6 +331,68 @@ impl TestApp {
         self.introspect_as(Some(bearer), token)
             .await
             .expect("introspection answers OK")
+    }
+}
+
+impl TestApp {
+    /// Registers an end user; returns the user id.
+    pub async fn user(&self, username: &str, password: &str) -> String {
+        tessera::domain::users::create_user(
+            &self.store,
+            &self.hasher,
+            username,
+            password.to_owned().into(),
+        )
+        .await
+        .expect("create user")
+    }
+
+    /// A password grant request.
+    pub async fn login(
+        &self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        self.issue(password_grant(client_id, username, password))
+            .await
+    }
+
+    /// A refresh grant request.
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        secret: &str,
+        refresh_token: &str,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        self.issue(refresh_grant(client_id, secret, refresh_token))
+            .await
+    }
+}
+
+pub fn password_grant(client_id: &str, username: &str, password: &str) -> pb::IssueTokenRequest {
+    pb::IssueTokenRequest {
+        client_id: client_id.to_owned(),
+        grant: Some(pb::issue_token_request::Grant::Password(
+            pb::PasswordGrant {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+pub fn refresh_grant(client_id: &str, secret: &str, refresh_token: &str) -> pb::IssueTokenRequest {
+    pb::IssueTokenRequest {
+        client_id: client_id.to_owned(),
+        client_secret: secret.to_owned(),
+        grant: Some(pb::issue_token_request::Grant::RefreshToken(
+            pb::RefreshTokenGrant {
+                refresh_token: refresh_token.to_owned(),
+            },
+        )),
+        ..Default::default()
     }
 }
 

@@ -157,6 +157,33 @@ async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
 }
 
 #[tokio::test]
+async fn a_busy_integration_client_pays_one_argon2_verification_not_one_per_call() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = app.integration_client().await;
+    app.issue(client_credentials(&id, &secret))
+        .await
+        .expect("first call verifies");
+    let after_first = app.tokens.hasher().completed();
+    for _ in 0..20 {
+        app.issue(client_credentials(&id, &secret))
+            .await
+            .expect("cached");
+    }
+    assert_eq!(
+        app.tokens.hasher().completed(),
+        after_first,
+        "no argon2 work after the first call"
+    );
+    // A wrong secret is not served from the cache: it is checked, and refused.
+    assert_error(
+        app.issue(client_credentials(&id, "wrong")).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    assert_eq!(app.tokens.hasher().completed(), after_first + 1);
+}
+
+#[tokio::test]
 async fn a_rotated_secret_stops_working_at_once_even_when_cached() {
     let app = TestApp::spawn().await;
     let (id, old) = app.integration_client().await;

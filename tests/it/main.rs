@@ -6,4 +6,7 @@ mod health_and_reflection;
 mod introspection;
 mod issue_token;
 mod logging;
+mod password_grant;
+mod refresh;
 mod revocation;
+mod throttling;

@@ -1,0 +1,113 @@
+//! Login throttling (SPEC §2): per username, and per end-user address when the caller forwards
+//! one, counted in the database so that every instance sees the same counts.
+use std::time::Duration;
+
+use super::{
+    DomainError,
+    clock::{ms, now_ms},
+};
+use crate::store::Store;
+
+/// Failed attempts per username in a window before it locks.
+pub const USERNAME_LIMIT: i32 = 5;
+/// Failed attempts per end-user address in a window before it locks.
+pub const ADDRESS_LIMIT: i32 = 100;
+/// The counting window.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The first lock; each further one doubles, up to [`WINDOW`].
+pub const FIRST_LOCK: Duration = Duration::from_secs(30);
+
+/// An attempt that was let through: counted (pessimistically, before the password is
+/// checked), to be taken back if it succeeds.
+#[derive(Debug)]
+pub struct Attempt {
+    username_key: String,
+    address_key: Option<String>,
+}
+
+/// Counts and locks login attempts.
+#[derive(Clone, Debug)]
+pub struct LoginThrottle {
+    store: Store,
+}
+
+fn lock_duration(lockouts: i32) -> Duration {
+    let doublings = u32::try_from(lockouts.clamp(0, 16)).unwrap_or(0);
+    FIRST_LOCK
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(WINDOW)
+}
+
+impl LoginThrottle {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Counts an attempt for `username` (and `address`), or refuses it with the delay after
+    /// which to retry. Existing and unknown usernames are treated alike.
+    pub async fn begin(
+        &self,
+        username: &str,
+        address: Option<&str>,
+    ) -> Result<Attempt, DomainError> {
+        let attempt = Attempt {
+            username_key: format!("user:{username}"),
+            address_key: address.map(|a| format!("addr:{a}")),
+        };
+        self.check(&attempt.username_key, USERNAME_LIMIT).await?;
+        if let Some(key) = &attempt.address_key {
+            self.check(key, ADDRESS_LIMIT).await?;
+        }
+        Ok(attempt)
+    }
+
+    async fn check(&self, key: &str, limit: i32) -> Result<(), DomainError> {
+        let now = now_ms();
+        let count = self.store.count_attempt(key, now, ms(WINDOW)).await?;
+        if let Some(until) = count.locked_until.filter(|until| *until > now) {
+            return Err(slow_down(until - now));
+        }
+        if count.failures > limit {
+            // After the lock one more attempt is let through; failing it locks again, twice
+            // as long.
+            let lock = lock_duration(count.lockouts);
+            self.store
+                .lock_key(key, now, now + ms(lock), limit - 1)
+                .await?;
+            return Err(slow_down(ms(lock)));
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: the username's counter starts over; the address gives back the
+    /// one attempt it was charged (others behind it may still be guessing).
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), DomainError> {
+        self.store.reset_key(&attempt.username_key).await?;
+        if let Some(key) = &attempt.address_key {
+            self.store.uncount_attempt(key, now_ms()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn slow_down(retry_after_ms: i64) -> DomainError {
+    let millis = u64::try_from(retry_after_ms.max(1)).unwrap_or(1);
+    // Whole seconds, rounded up: clients that retry at the advised time find the lock gone.
+    DomainError::SlowDown {
+        retry_after: Duration::from_secs(millis.div_ceil(1000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_double_up_to_the_window() {
+        assert_eq!(lock_duration(0), Duration::from_secs(30));
+        assert_eq!(lock_duration(1), Duration::from_secs(60));
+        assert_eq!(lock_duration(4), Duration::from_secs(480));
+        assert_eq!(lock_duration(5), WINDOW);
+        assert_eq!(lock_duration(1000), WINDOW);
+    }
+}

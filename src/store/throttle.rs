@@ -1,0 +1,117 @@
+//! Login throttling counters, shared by every instance. Each step is one atomic statement, so
+//! concurrent attempts on any number of instances count exactly.
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    sea_query::{Expr, OnConflict, Query},
+};
+
+use super::entity::login_throttles::{self, Column};
+use super::{Store, StoreError};
+
+/// The counter of one key after an attempt was counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleCount {
+    /// Attempts in the current window, this one included (counted before the password is
+    /// checked, and taken back by a success).
+    pub failures: i32,
+    /// Until when the key is locked, if it is.
+    pub locked_until: Option<i64>,
+    /// How many times the key was locked in this window.
+    pub lockouts: i32,
+}
+
+impl Store {
+    /// Counts one attempt for `key`: starts a new window when the last one is over, and leaves
+    /// a locked key's counter alone.
+    pub async fn count_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<ThrottleCount, StoreError> {
+        let _write = self.write_guard().await;
+        let t = "login_throttles";
+        let locked = format!("{t}.locked_until IS NOT NULL AND {t}.locked_until > {now}");
+        let expired = format!("{t}.window_started_at <= {}", now - window_ms);
+        let mut insert = Query::insert();
+        insert
+            .into_table(login_throttles::Entity)
+            .columns([Column::ThrottleKey, Column::Failures, Column::WindowStartedAt, Column::LockedUntil, Column::Lockouts, Column::UpdatedAt])
+            .values_panic([key.into(), 1.into(), now.into(), Option::<i64>::None.into(), 0.into(), now.into()])
+            .on_conflict(
+                OnConflict::column(Column::ThrottleKey)
+                    .value(
+                        Column::Failures,
+                        Expr::cust(format!("CASE WHEN {locked} THEN {t}.failures WHEN {expired} THEN 1 ELSE {t}.failures + 1 END")),
+                    )
+                    .value(
+                        Column::Lockouts,
+                        Expr::cust(format!("CASE WHEN {locked} THEN {t}.lockouts WHEN {expired} THEN 0 ELSE {t}.lockouts END")),
+                    )
+                    .value(
+                        Column::WindowStartedAt,
+                        Expr::cust(format!("CASE WHEN {locked} THEN {t}.window_started_at WHEN {expired} THEN {now} ELSE {t}.window_started_at END")),
+                    )
+                    .value(Column::UpdatedAt, Expr::value(now))
+                    .to_owned(),
+            )
+            .returning(Query::returning().columns([Column::Failures, Column::LockedUntil, Column::Lockouts]));
+        let row = self.db.query_one(&insert).await?.ok_or_else(|| {
+            StoreError::Other(sea_orm::DbErr::Custom("upsert returned no row".into()))
+        })?;
+        Ok(ThrottleCount {
+            failures: row.try_get("", "failures")?,
+            locked_until: row.try_get("", "locked_until")?,
+            lockouts: row.try_get("", "lockouts")?,
+        })
+    }
+
+    /// Locks `key` until `until`, unless another attempt locked it first, and sets its count
+    /// to `failures` so that the attempt after the lock is counted from there.
+    pub async fn lock_key(
+        &self,
+        key: &str,
+        now: i64,
+        until: i64,
+        failures: i32,
+    ) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        login_throttles::Entity::update_many()
+            .col_expr(Column::LockedUntil, Expr::value(until))
+            .col_expr(Column::Failures, Expr::value(failures))
+            .col_expr(Column::Lockouts, Expr::col(Column::Lockouts).add(1))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::ThrottleKey.eq(key))
+            .filter(
+                Column::LockedUntil
+                    .is_null()
+                    .or(Column::LockedUntil.lte(now)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a key's counter (a successful login).
+    pub async fn reset_key(&self, key: &str) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        login_throttles::Entity::delete_many()
+            .filter(Column::ThrottleKey.eq(key))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes one counted attempt back (a success from a shared address).
+    pub async fn uncount_attempt(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        login_throttles::Entity::update_many()
+            .col_expr(Column::Failures, Expr::col(Column::Failures).sub(1))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::ThrottleKey.eq(key))
+            .filter(Column::Failures.gt(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Queries on users.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
+
+use super::entity::{sessions, users};
+use super::{Store, StoreError};
+
+impl Store {
+    /// Inserts a user. [`StoreError::Conflict`] when the username is taken.
+    pub async fn insert_user(&self, user: users::Model) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        users::ActiveModel::from(user).insert(&self.db).await?;
+        Ok(())
+    }
+
+    /// The user with this (normalised) username.
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<users::Model>, StoreError> {
+        Ok(users::Entity::find()
+            .filter(users::Column::Username.eq(username))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The user with this id.
+    pub async fn find_user(&self, user_id: &str) -> Result<Option<users::Model>, StoreError> {
+        Ok(users::Entity::find_by_id(user_id.to_owned())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Replaces a password hash with a stronger one of the same password (no session ends).
+    /// Only if the stored hash is still `old_hash`, so a concurrent password change wins.
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::UserId.eq(user_id))
+            .filter(users::Column::PasswordHash.eq(old_hash))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password: every session of the user ends and every earlier token becomes
+    /// inactive. Returns false when there is no such user.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        new_hash: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_user_and_end_sessions(user_id, now, "password_changed", |update| {
+            update.col_expr(users::Column::PasswordHash, Expr::value(new_hash))
+        })
+        .await
+    }
+
+    /// Disables a user: every session ends and every earlier token becomes inactive.
+    /// Returns false when there is no such user.
+    pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
+        self.update_user_and_end_sessions(user_id, now, "user_disabled", |update| {
+            update.col_expr(users::Column::DisabledAt, Expr::value(now))
+        })
+        .await
+    }
+
+    async fn update_user_and_end_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+        reason: &str,
+        change: impl FnOnce(sea_orm::UpdateMany<users::Entity>) -> sea_orm::UpdateMany<users::Entity>,
+    ) -> Result<bool, StoreError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let update = users::Entity::update_many()
+            .col_expr(users::Column::TokensValidAfter, Expr::value(now))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::UserId.eq(user_id));
+        if change(update).exec(&txn).await?.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::EndedAt, Expr::value(now))
+            .col_expr(sessions::Column::EndReason, Expr::value(reason))
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::EndedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}

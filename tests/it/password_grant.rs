@@ -1,0 +1,327 @@
+//! The password grant: users, sessions, argon2id, and no way to tell an unknown user from a
+//! wrong password.
+use std::time::Duration;
+
+use tessera::domain::{
+    hashing::{HashCost, HashingPool},
+    users,
+};
+use tonic::Code;
+
+use crate::common::{TestApp, assert_error, assert_inactive};
+
+#[tokio::test]
+async fn a_user_logs_in_and_gets_a_user_token_with_a_refresh_token_and_a_session() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let user_id = app.user("alice@example.com", "correct horse battery").await;
+    let r = app
+        .login(&client, "alice@example.com", "correct horse battery")
+        .await
+        .expect("login");
+    assert_eq!(r.scope, "user");
+    assert_eq!(r.refresh_token.len(), 43);
+    let info = app.introspect(&r.access_token).await;
+    assert!(info.active);
+    assert_eq!(info.sub, user_id);
+    assert_eq!(info.client_id, client);
+    assert!(!info.sid.is_empty());
+    let refresh = app.introspect(&r.refresh_token).await;
+    assert!(refresh.active);
+    assert_eq!(
+        (
+            refresh.sub.as_str(),
+            refresh.sid.as_str(),
+            refresh.scope.as_str()
+        ),
+        (user_id.as_str(), info.sid.as_str(), "user")
+    );
+}
+
+#[tokio::test]
+async fn usernames_are_matched_case_insensitively_after_trimming_and_are_unique() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("  Bob@Example.com ", "password-of-bob").await;
+    app.login(&client, "bob@example.COM", "password-of-bob")
+        .await
+        .expect("login");
+    app.login(&client, "  BOB@example.com  ", "password-of-bob")
+        .await
+        .expect("login");
+    let hasher = HashingPool::new(HashCost::OWASP, 1, Duration::from_secs(30)).expect("hasher");
+    let taken = users::create_user(
+        &app.store,
+        &hasher,
+        "BOB@EXAMPLE.COM",
+        "another-password".to_owned().into(),
+    )
+    .await;
+    assert!(
+        taken.is_err(),
+        "the same username in other letters is taken"
+    );
+}
+
+#[tokio::test]
+async fn unknown_user_wrong_password_and_disabled_user_give_the_same_answer_and_the_same_work() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("carol@example.com", "carols-password").await;
+    app.user("dave@example.com", "daves-password").await;
+    users::disable_user(&app.store, "dave@example.com")
+        .await
+        .expect("disable");
+    // The first unknown user makes the dummy hash; from then on each attempt costs exactly one
+    // argon2 verification, whoever it is for.
+    let _ = app.login(&client, "warm-up@example.com", "x").await;
+    let mut answers = Vec::new();
+    for (username, password) in [
+        ("nobody@example.com", "whatever-password"),
+        ("carol@example.com", "wrong-password"),
+        ("dave@example.com", "daves-password"),
+    ] {
+        let before = app.tokens.hasher().completed();
+        let status = assert_error(
+            app.login(&client, username, password).await,
+            Code::Unauthenticated,
+            "invalid_grant",
+        );
+        assert_eq!(
+            app.tokens.hasher().completed(),
+            before + 1,
+            "one argon2 verification for {username}"
+        );
+        answers.push((status.code(), status.message().to_owned()));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert!(
+        !answers[0].1.contains("carol") && !answers[0].1.to_lowercase().contains("user"),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_integration_client_may_not_use_the_password_grant() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = app.integration_client().await;
+    app.user("erin@example.com", "erins-password").await;
+    let mut request = crate::common::password_grant(&id, "erin@example.com", "erins-password");
+    request.client_secret = secret;
+    assert_error(
+        app.issue(request).await,
+        Code::PermissionDenied,
+        "unauthorized_client",
+    );
+}
+
+#[tokio::test]
+async fn the_password_grant_cannot_be_asked_for_a_wider_scope() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("faye@example.com", "fayes-password").await;
+    let mut request = crate::common::password_grant(&client, "faye@example.com", "fayes-password");
+    request.scope = "user trusted:user".into();
+    assert_error(
+        app.issue(request).await,
+        Code::PermissionDenied,
+        "invalid_scope",
+    );
+}
+
+#[tokio::test]
+async fn a_password_of_128_characters_counts_in_full() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let password = format!("{}é", "p".repeat(127));
+    app.user("gus@example.com", &password).await;
+    assert_error(
+        app.login(&client, "gus@example.com", &password[..127])
+            .await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    app.login(&client, "gus@example.com", &password)
+        .await
+        .expect("the whole 128 characters");
+    let long = "p".repeat(129);
+    let before = app.tokens.hasher().completed();
+    assert_error(
+        app.login(&client, "gus@example.com", &long).await,
+        Code::InvalidArgument,
+        "invalid_request",
+    );
+    assert_eq!(
+        app.tokens.hasher().completed(),
+        before,
+        "refused before any hashing"
+    );
+}
+
+#[tokio::test]
+async fn a_weaker_stored_hash_is_rehashed_on_the_next_successful_login() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let weak = HashingPool::new(
+        HashCost {
+            memory_kib: 8 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        1,
+        Duration::from_secs(30),
+    )
+    .expect("weak pool");
+    users::create_user(
+        &app.store,
+        &weak,
+        "hana@example.com",
+        "hanas-password".to_owned().into(),
+    )
+    .await
+    .expect("user");
+    let stored = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            store
+                .find_user_by_username("hana@example.com")
+                .await
+                .expect("query")
+                .expect("user")
+                .password_hash
+        }
+    };
+    assert!(stored(&app).await.contains("m=8192,t=1,p=1"));
+    let _ = app
+        .login(&client, "hana@example.com", "wrong-password")
+        .await;
+    assert!(
+        stored(&app).await.contains("m=8192,t=1,p=1"),
+        "a failed login changes nothing"
+    );
+    app.login(&client, "hana@example.com", "hanas-password")
+        .await
+        .expect("login");
+    assert!(stored(&app).await.contains("m=19456,t=2,p=1"));
+    app.login(&client, "hana@example.com", "hanas-password")
+        .await
+        .expect("the new hash verifies");
+}
+
+#[tokio::test]
+async fn disabling_a_user_or_changing_the_password_ends_the_users_sessions() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("ivy@example.com", "ivys-password").await;
+    let first = app
+        .login(&client, "ivy@example.com", "ivys-password")
+        .await
+        .expect("login");
+    let hasher = HashingPool::new(HashCost::OWASP, 1, Duration::from_secs(30)).expect("hasher");
+    users::set_password(
+        &app.store,
+        &hasher,
+        "ivy@example.com",
+        "ivys-new-password".to_owned().into(),
+    )
+    .await
+    .expect("set");
+    assert_inactive(&app.introspect(&first.access_token).await);
+    assert_inactive(&app.introspect(&first.refresh_token).await);
+    assert_error(
+        app.login(&client, "ivy@example.com", "ivys-password").await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    let second = app
+        .login(&client, "ivy@example.com", "ivys-new-password")
+        .await
+        .expect("new password");
+    assert!(
+        app.introspect(&second.access_token).await.active,
+        "a token issued right after the change is active"
+    );
+    users::disable_user(&app.store, "ivy@example.com")
+        .await
+        .expect("disable");
+    assert_inactive(&app.introspect(&second.access_token).await);
+    assert_error(
+        app.login(&client, "ivy@example.com", "ivys-new-password")
+            .await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn the_cli_reads_the_password_from_stdin_never_from_arguments() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .env("TESSERA_DATABASE_URL", &app.db.url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let out = run(
+        &["user", "create", "--username", "Jo@Example.com", "--json"],
+        "jos-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let user_id = v["user_id"].as_str().expect("user_id").to_owned();
+    let r = app
+        .login(&client, "jo@example.com", "jos-password")
+        .await
+        .expect("login");
+    assert_eq!(app.introspect(&r.access_token).await.sub, user_id);
+
+    let out = run(
+        &["user", "set-password", "jo@example.com"],
+        "jos-new-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.login(&client, "jo@example.com", "jos-new-password")
+        .await
+        .expect("new password");
+    let out = run(&["user", "disable", "JO@example.com"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_error(
+        app.login(&client, "jo@example.com", "jos-new-password")
+            .await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+
+    let short = run(
+        &["user", "create", "--username", "kim@example.com"],
+        "short\n",
+    );
+    assert!(!short.status.success());
+    let out = run(&["user", "disable", "nobody@example.com"], "");
+    assert!(!out.status.success());
+}

@@ -1,0 +1,232 @@
+//! The refresh grant: rotation, exactly one winner under concurrency, reuse detection, and
+//! the lifetimes of refresh tokens and sessions.
+use std::{sync::Arc, time::Duration};
+
+use tessera::grpc::pb;
+use tonic::Code;
+
+use crate::common::{TestApp, assert_error, assert_inactive};
+
+async fn user_session(app: &TestApp) -> (String, pb::IssueTokenResponse) {
+    let client = app.marketplace_client().await;
+    app.user("lee@example.com", "lees-password").await;
+    let r = app
+        .login(&client, "lee@example.com", "lees-password")
+        .await
+        .expect("login");
+    (client, r)
+}
+
+#[tokio::test]
+async fn a_refresh_rotates_the_token_and_spends_the_old_one() {
+    let app = TestApp::spawn().await;
+    let (client, first) = user_session(&app).await;
+    let second = app
+        .refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("refresh");
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.scope, "user");
+    let (a, b) = (
+        app.introspect(&first.access_token).await,
+        app.introspect(&second.access_token).await,
+    );
+    assert_eq!(a.sid, b.sid, "the same session");
+    assert_eq!(a.sub, b.sub);
+    assert_inactive(&app.introspect(&first.refresh_token).await);
+    assert!(app.introspect(&second.refresh_token).await.active);
+    app.refresh(&client, "", &second.refresh_token)
+        .await
+        .expect("the successor refreshes");
+}
+
+#[tokio::test]
+async fn an_integration_session_refreshes_only_with_the_client_secret() {
+    let app = TestApp::spawn().await;
+    let (id, secret, first) = app.integration_login().await;
+    assert_error(
+        app.refresh(&id, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_client",
+    );
+    let second = app
+        .refresh(&id, &secret, &first.refresh_token)
+        .await
+        .expect("refresh");
+    assert_eq!(second.scope, "integ");
+    assert_eq!(app.introspect(&second.access_token).await.sub, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_a_hundred_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (client, first) = user_session(&app).await;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (app, client, token) = (app.clone(), client.clone(), first.refresh_token.clone());
+        tasks.push(tokio::spawn(async move {
+            app.refresh(&client, "", &token).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(r) => winners.push(r),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+                assert_error(Err::<(), _>(status), Code::Unauthenticated, "invalid_grant");
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one refresh wins");
+    let next = app
+        .refresh(&client, "", &winners[0].refresh_token)
+        .await
+        .expect("the winner's token works");
+    assert!(app.introspect(&next.access_token).await.active);
+}
+
+#[tokio::test]
+async fn a_spent_token_presented_within_the_grace_window_just_fails() {
+    let app = TestApp::spawn().await;
+    let (client, first) = user_session(&app).await;
+    let second = app
+        .refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("refresh");
+    assert_error(
+        app.refresh(&client, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    assert!(
+        app.introspect(&second.access_token).await.active,
+        "the session lives on"
+    );
+    app.refresh(&client, "", &second.refresh_token)
+        .await
+        .expect("the successor still works");
+}
+
+#[tokio::test]
+async fn a_spent_token_presented_after_the_grace_window_ends_the_whole_session() {
+    let app =
+        TestApp::spawn_with(|c| c.policy.refresh_reuse_grace = Duration::from_millis(200)).await;
+    let (client, first) = user_session(&app).await;
+    let second = app
+        .refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("refresh");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_error(
+        app.refresh(&client, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    assert_inactive(&app.introspect(&second.access_token).await);
+    assert_inactive(&app.introspect(&second.refresh_token).await);
+    assert_error(
+        app.refresh(&client, "", &second.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn another_clients_refresh_token_is_invalid_grant_and_stays_usable() {
+    let app = TestApp::spawn().await;
+    let (client, first) = user_session(&app).await;
+    let other = app.marketplace_client().await;
+    assert_error(
+        app.refresh(&other, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    app.refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("still the owner's");
+}
+
+#[tokio::test]
+async fn an_access_token_is_not_a_refresh_token() {
+    let app = TestApp::spawn().await;
+    let (client, first) = user_session(&app).await;
+    assert_error(
+        app.refresh(&client, "", &first.access_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+    assert_error(
+        app.refresh(&client, "", "garbage").await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_past_its_lifetime_is_invalid_grant() {
+    let app = TestApp::spawn_with(|c| c.policy.refresh_token_ttl = Duration::from_secs(1)).await;
+    let (client, first) = user_session(&app).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_inactive(&app.introspect(&first.refresh_token).await);
+    assert_error(
+        app.refresh(&client, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn no_refresh_outlives_the_sessions_maximum_lifetime() {
+    let app = TestApp::spawn_with(|c| c.policy.session_max_ttl = Duration::from_secs(1)).await;
+    let (client, first) = user_session(&app).await;
+    let refresh = app.introspect(&first.refresh_token).await;
+    let issued = refresh.issue_time.expect("issue time").seconds;
+    assert!(
+        refresh.expire_time.expect("expiry").seconds <= issued + 2,
+        "capped by the session"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_error(
+        app.refresh(&client, "", &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_may_narrow_the_scope_but_not_widen_it() {
+    let app = TestApp::spawn().await;
+    let (id, secret, first) = app.integration_login().await;
+    let mut wider = crate::common::refresh_grant(&id, &secret, &first.refresh_token);
+    wider.scope = "integ user".into();
+    assert_error(
+        app.issue(wider).await,
+        Code::PermissionDenied,
+        "invalid_scope",
+    );
+    let mut same = crate::common::refresh_grant(&id, &secret, &first.refresh_token);
+    same.scope = "integ".into();
+    assert_eq!(app.issue(same).await.expect("refresh").scope, "integ");
+}
+
+#[tokio::test]
+async fn a_revoked_session_cannot_be_refreshed() {
+    let app = TestApp::spawn().await;
+    let (id, secret, first) = app.integration_login().await;
+    app.client()
+        .await
+        .revoke_token(pb::RevokeTokenRequest {
+            token: first.access_token.clone(),
+            token_type_hint: 0,
+            client_id: id.clone(),
+            client_secret: secret.clone(),
+        })
+        .await
+        .expect("revoke");
+    assert_error(
+        app.refresh(&id, &secret, &first.refresh_token).await,
+        Code::Unauthenticated,
+        "invalid_grant",
+    );
+}

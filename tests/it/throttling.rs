@@ -1,0 +1,192 @@
+//! Login throttling per username and per forwarded end-user address, in the database.
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+use crate::common::{TestApp, assert_error, password_grant};
+
+async fn setup() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("mia@example.com", "mias-password").await;
+    (app, client)
+}
+
+fn retry_after(status: &tonic::Status) -> Duration {
+    status
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo with a delay")
+}
+
+async fn fail(app: &TestApp, client: &str, username: &str, times: usize) {
+    for _ in 0..times {
+        assert_error(
+            app.login(client, username, "wrong-password").await,
+            Code::Unauthenticated,
+            "invalid_grant",
+        );
+    }
+}
+
+/// Moves every throttle row's clock back by `ms`, as if that much time had passed.
+async fn age_throttles(app: &TestApp, ms: i64, column: &str) {
+    let db = app.store.connection();
+    let sql = format!("UPDATE login_throttles SET {column} = {column} - {ms}");
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("age");
+}
+
+#[tokio::test]
+async fn five_failures_lock_a_username_and_the_right_password_is_refused_too() {
+    let (app, client) = setup().await;
+    fail(&app, &client, "mia@example.com", 5).await;
+    let status = assert_error(
+        app.login(&client, "mia@example.com", "mias-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert!(retry_after(&status) >= Duration::from_secs(1));
+    let again = assert_error(
+        app.login(&client, "MIA@example.com", "mias-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert!(retry_after(&again) >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn an_unknown_username_locks_exactly_like_an_existing_one() {
+    let (app, client) = setup().await;
+    fail(&app, &client, "nobody@example.com", 5).await;
+    let unknown = assert_error(
+        app.login(&client, "nobody@example.com", "x-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    fail(&app, &client, "mia@example.com", 5).await;
+    let known = assert_error(
+        app.login(&client, "mia@example.com", "x-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert_eq!(unknown.message(), known.message());
+    assert_eq!(retry_after(&unknown), retry_after(&known));
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_counter() {
+    let (app, client) = setup().await;
+    fail(&app, &client, "mia@example.com", 4).await;
+    app.login(&client, "mia@example.com", "mias-password")
+        .await
+        .expect("login");
+    fail(&app, &client, "mia@example.com", 4).await;
+    app.login(&client, "mia@example.com", "mias-password")
+        .await
+        .expect("still not locked");
+}
+
+#[tokio::test]
+async fn after_a_lock_one_attempt_is_allowed_and_each_further_lock_is_longer() {
+    let (app, client) = setup().await;
+    fail(&app, &client, "mia@example.com", 5).await;
+    let first = assert_error(
+        app.login(&client, "mia@example.com", "x").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    age_throttles(
+        &app,
+        retry_after(&first).as_millis() as i64 + 1_000,
+        "locked_until",
+    )
+    .await;
+    fail(&app, &client, "mia@example.com", 1).await;
+    let second = assert_error(
+        app.login(&client, "mia@example.com", "x").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert!(
+        retry_after(&second) > retry_after(&first),
+        "{:?} then {:?}",
+        retry_after(&first),
+        retry_after(&second)
+    );
+    // The right password after the lock ends gets in, and starts over.
+    age_throttles(
+        &app,
+        retry_after(&second).as_millis() as i64 + 1_000,
+        "locked_until",
+    )
+    .await;
+    app.login(&client, "mia@example.com", "mias-password")
+        .await
+        .expect("login after the lock");
+}
+
+#[tokio::test]
+async fn the_counter_starts_over_after_the_fifteen_minute_window() {
+    let (app, client) = setup().await;
+    fail(&app, &client, "mia@example.com", 4).await;
+    age_throttles(&app, 15 * 60 * 1000 + 1, "window_started_at").await;
+    fail(&app, &client, "mia@example.com", 4).await;
+    app.login(&client, "mia@example.com", "mias-password")
+        .await
+        .expect("not locked: the old failures expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_attempts_cannot_get_more_than_five_guesses() {
+    let (app, client) = setup().await;
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let (app, client) = (app.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            app.login(&client, "mia@example.com", "wrong-password")
+                .await
+        }));
+    }
+    let mut guesses = 0;
+    for task in tasks {
+        let status = task.await.expect("task").expect_err("all wrong");
+        match status.code() {
+            Code::Unauthenticated => guesses += 1,
+            Code::ResourceExhausted => {}
+            other => panic!("unexpected {other:?}: {status:?}"),
+        }
+    }
+    assert!(guesses <= 5, "{guesses} guesses got through");
+}
+
+#[tokio::test]
+async fn a_forwarded_end_user_address_is_throttled_across_usernames() {
+    let (app, client) = setup().await;
+    let login_from = |username: String, address: &'static str| {
+        let mut request = Request::new(password_grant(&client, &username, "wrong-password"));
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", address.parse().expect("header"));
+        let app = &app;
+        async move { app.client().await.issue_token(request).await }
+    };
+    for i in 0..100 {
+        let status = login_from(format!("user{i}@example.com"), "203.0.113.7, 10.0.0.1")
+            .await
+            .expect_err("wrong");
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "attempt {i}: {status:?}"
+        );
+    }
+    let locked = login_from("fresh@example.com".into(), "203.0.113.7").await;
+    assert_error(locked, Code::ResourceExhausted, "slow_down");
+    let other_address = login_from("fresh@example.com".into(), "198.51.100.1").await;
+    assert_error(other_address, Code::Unauthenticated, "invalid_grant");
+}
