@@ -7,6 +7,7 @@ use tessera::domain::{
     users,
 };
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::common::{TestApp, assert_error, assert_inactive};
 
@@ -324,4 +325,36 @@ async fn the_cli_reads_the_password_from_stdin_never_from_arguments() {
     assert!(!short.status.success());
     let out = run(&["user", "disable", "nobody@example.com"], "");
     assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_flood_gets_slow_down_and_does_not_starve_introspection() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let client = app.marketplace_client().await;
+    let anonymous = app.anonymous_token(&client).await;
+    app.introspect(&anonymous).await; // makes the caller token before the flood
+    let mut logins = Vec::new();
+    for i in 0..200 {
+        let (app, client) = (app.clone(), client.clone());
+        logins.push(tokio::spawn(async move { app.login(&client, &format!("flood{i}@example.com"), "guess-password").await }));
+    }
+    for _ in 0..20 {
+        assert!(app.introspect(&anonymous).await.active, "introspection answers during the flood");
+    }
+    let mut slowed = 0;
+    for login in logins {
+        let status = login.await.expect("task").expect_err("no such users");
+        match status.get_details_error_info().map(|i| i.reason).as_deref() {
+            Some("invalid_grant") => {}
+            Some("slow_down") => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert!(status.get_details_retry_info().is_some(), "slow_down carries RetryInfo");
+                slowed += 1;
+            }
+            other => panic!("unexpected {other:?}: {status:?}"),
+        }
+    }
+    // 200 hashes of ~15 ms on a pool sized to the machine cannot all start within the short
+    // wait for a permit: the excess is told to slow down instead of queueing.
+    assert!(slowed > 0, "the hashing capacity is bounded");
 }
