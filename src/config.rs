@@ -250,7 +250,8 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
+/// Parses a duration such as `30s`, `10m` or `30d`.
+pub fn duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text.trim()).map_err(|_| {
         ConfigError::new(
             name,

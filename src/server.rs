@@ -32,8 +32,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, opens the key ring and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let backend = Backend::of_url(&config.database_url).context("unsupported database URL")?;
-        let master = resolve_master_key(&config, backend)?;
+        let master = resolve_master_key(config.master_key.as_ref(), &config.database_url)?;
         let db = store::connect(&config.database_url)
             .await
             .with_context(|| {
@@ -101,8 +100,9 @@ impl Application {
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
             reporter.clone(),
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let key_follower = tokio::spawn(follow_key_rotation(self.tokens.clone(), stop_rx));
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -129,9 +129,29 @@ impl Application {
             })
             .await;
         watcher.abort();
+        key_follower.abort();
         result.context("server failed")
     }
 }
+
+/// Picks up keys rotated elsewhere (another instance or `tessera keys rotate`) within a second.
+async fn follow_key_rotation(tokens: Arc<TokenService>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(KEY_FOLLOW_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        match tokens.keys().follow_rotation().await {
+            Ok(true) => tracing::info!(kid = %tokens.keys().signing_kid(), "signing key rotated"),
+            Ok(false) => {}
+            // The health watcher reports an unreachable database; try again next tick.
+            Err(e) => tracing::debug!(error = %e, "could not check for a key rotation"),
+        }
+    }
+}
+
+/// How often instances look for a rotated signing key.
+pub const KEY_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reflection knows our service, health, both reflection versions (so that either lists
 /// both), and google.rpc's error details (so that grpcurl can show `ErrorInfo`).
@@ -147,8 +167,12 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 
 /// The master key: the configured one; on SQLite without one, a dev key kept in a 0600 file
 /// beside the database (with a warning); on PostgreSQL without one, an error.
-fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<MasterKey> {
-    if let Some(text) = &config.master_key {
+pub fn resolve_master_key(
+    master_key: Option<&secrecy::SecretString>,
+    database_url: &str,
+) -> anyhow::Result<MasterKey> {
+    let backend = Backend::of_url(database_url).context("unsupported database URL")?;
+    if let Some(text) = master_key {
         return MasterKey::from_base64(text.expose_secret())
             .map_err(|e| anyhow::anyhow!("invalid TESSERA_MASTER_KEY: {e}"));
     }
@@ -157,7 +181,7 @@ fn resolve_master_key(config: &Config, backend: Backend) -> anyhow::Result<Maste
             "TESSERA_MASTER_KEY is required with PostgreSQL (make one with: openssl rand -base64 32)"
         );
     }
-    let Some(path) = dev_master_key_path(&config.database_url) else {
+    let Some(path) = dev_master_key_path(database_url) else {
         tracing::warn!(
             "TESSERA_MASTER_KEY is not set: using a throw-away key for this in-memory database"
         );

@@ -46,6 +46,7 @@ pub struct PublishedKey {
 
 struct SigningKey {
     kid: String,
+    generation: i64,
     secret: AsymmetricSecretKey<V4>,
 }
 
@@ -146,6 +147,22 @@ impl KeyRing {
             return Ok(false);
         }
         let keys = load_or_create(&self.store, &self.master).await?;
+        match self.keys.write() {
+            Ok(mut guard) => *guard = Arc::new(keys),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+        Ok(true)
+    }
+
+    /// Reloads the keys when the database holds a newer generation than the one signing here
+    /// (a rotation on another instance or by the CLI). Returns whether it reloaded.
+    pub async fn follow_rotation(&self) -> Result<bool, KeyRingError> {
+        let newest = self.store.newest_key_generation().await?;
+        if newest == Some(self.snapshot().signing.generation) {
+            return Ok(false);
+        }
+        let keys = load_or_create(&self.store, &self.master).await?;
+        self.last_reload.store(now_ms(), Ordering::Relaxed);
         match self.keys.write() {
             Ok(mut guard) => *guard = Arc::new(keys),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
@@ -260,6 +277,7 @@ fn keys_from_rows(
     Ok(Keys {
         signing: SigningKey {
             kid: newest.kid.clone(),
+            generation: newest.generation,
             secret,
         },
         verifying,
@@ -286,4 +304,33 @@ pub fn new_key_row(
         superseded_at: None,
         retire_at: None,
     })
+}
+
+/// Makes a new signing key: it signs from now on (other instances follow within a second);
+/// older keys stop signing and keep verifying for `verify_for`, long enough for every token
+/// they signed to expire, then retire. The master key must open the current signing key, so
+/// that a wrong key can never seal a key nobody can open.
+pub async fn rotate(
+    store: &Store,
+    master: &MasterKey,
+    verify_for: std::time::Duration,
+) -> Result<PublishedKey, KeyRingError> {
+    let rows = store.list_signing_keys().await?;
+    if let Some(current) = rows.first() {
+        keys_from_rows(&rows, current, master)?;
+    }
+    let generation = rows.first().map_or(1, |r| r.generation + 1);
+    let now = now_ms();
+    let row = new_key_row(master, generation, now)?;
+    let public = public_key(&row)?;
+    let published = PublishedKey {
+        kid: row.kid.clone(),
+        paserk: paserk_public(&public),
+        created_at: now,
+        retire_at: None,
+        signing: true,
+    };
+    let retire_at = now.saturating_add(super::clock::ms(verify_for));
+    store.rotate_signing_key(row, now, retire_at).await?;
+    Ok(published)
 }

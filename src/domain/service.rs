@@ -58,6 +58,9 @@ pub struct IssuedToken {
     pub issued_token_type: Option<String>,
 }
 
+/// RFC 8693's URN for an access token: the only subject and issued token type.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 /// Which kind of token an introspected one is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
@@ -139,7 +142,10 @@ impl TokenService {
                 self.refresh(&client, &request.scope, refresh_token.expose_secret())
                     .await
             }
-            Grant::TokenExchange { .. } => Err(DomainError::UnsupportedGrant),
+            Grant::TokenExchange { subject_token, .. } => {
+                self.token_exchange(&client, &request.scope, subject_token.expose_secret())
+                    .await
+            }
         }
     }
 
@@ -184,6 +190,50 @@ impl TokenService {
             self.policy.access_token_ttl,
         );
         self.issued(claims, Some(refresh_token))
+    }
+
+    /// Token exchange (RFC 8693): a marketplace client that holds a secret, and presents it,
+    /// trades an active `user` access token of its own for a `trusted:user` one of the same
+    /// subject and session, living no longer than the token it came from.
+    async fn token_exchange(
+        &self,
+        client: &AuthenticatedClient,
+        requested_scope: &str,
+        subject_token: &str,
+    ) -> Result<IssuedToken, DomainError> {
+        if client.kind != ClientKind::Marketplace {
+            return Err(DomainError::UnauthorizedClient);
+        }
+        if !client.presented_secret {
+            return Err(DomainError::InvalidClient);
+        }
+        let scope = scope::narrow(requested_scope, scope::TRUSTED_USER)?;
+        let subject = match Unverified::parse(subject_token) {
+            Some(parsed) => self.introspect_access(&parsed).await?,
+            None => None,
+        };
+        // Anonymous, trusted, refresh, expired, revoked, foreign or garbage: one answer.
+        let subject = subject
+            .filter(|s| {
+                s.scope == scope::USER && s.client_id == client.client_id && s.sid.is_some()
+            })
+            .ok_or(DomainError::InvalidGrant)?;
+        let now = now_ms();
+        let mut claims = self.access_claims(
+            &client.client_id,
+            &subject.sub,
+            scope,
+            subject.sid,
+            now,
+            self.policy.trusted_token_ttl,
+        );
+        claims.expires_at = claims.expires_at.min(subject.expires_at);
+        if claims.expires_at <= now {
+            return Err(DomainError::InvalidGrant);
+        }
+        let mut issued = self.issued(claims, None)?;
+        issued.issued_token_type = Some(ACCESS_TOKEN_TYPE.to_owned());
+        Ok(issued)
     }
 
     /// Re-hashes a password whose stored hash is weaker than the configured cost. Best effort:

@@ -15,8 +15,7 @@ pub use crate::domain::users::{MAX_PASSWORD_CHARS, MAX_USERNAME_LEN};
 pub const MAX_SECRET_LEN: usize = 256;
 /// Longest requested scope.
 pub const MAX_SCOPE_LEN: usize = 1024;
-/// RFC 8693's URN for an access token.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub use crate::domain::service::ACCESS_TOKEN_TYPE;
 
 /// Collects every violation of a message, so that one answer names them all.
 #[derive(Default)]

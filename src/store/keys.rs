@@ -1,5 +1,8 @@
 //! Queries on signing keys.
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
+};
 
 use super::entity::signing_keys;
 use super::{Store, StoreError};
@@ -20,6 +23,51 @@ impl Store {
         signing_keys::ActiveModel::from(key)
             .insert(&self.db)
             .await?;
+        Ok(())
+    }
+
+    /// The generation of the newest key, if any: a cheap check for a rotation elsewhere.
+    pub async fn newest_key_generation(&self) -> Result<Option<i64>, StoreError> {
+        Ok(signing_keys::Entity::find()
+            .select_only()
+            .column(signing_keys::Column::Generation)
+            .order_by_desc(signing_keys::Column::Generation)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Installs `key` as the signing key: every older key stops signing now and retires at
+    /// `retire_at` (unless it was set to retire earlier). [`StoreError::Conflict`] when a
+    /// concurrent rotation installed this generation first.
+    pub async fn rotate_signing_key(
+        &self,
+        key: signing_keys::Model,
+        now: i64,
+        retire_at: i64,
+    ) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let generation = key.generation;
+        signing_keys::ActiveModel::from(key).insert(&txn).await?;
+        signing_keys::Entity::update_many()
+            .col_expr(signing_keys::Column::SupersededAt, Expr::value(now))
+            .filter(signing_keys::Column::Generation.lt(generation))
+            .filter(signing_keys::Column::SupersededAt.is_null())
+            .exec(&txn)
+            .await?;
+        signing_keys::Entity::update_many()
+            .col_expr(signing_keys::Column::RetireAt, Expr::value(retire_at))
+            .filter(signing_keys::Column::Generation.lt(generation))
+            .filter(
+                signing_keys::Column::RetireAt
+                    .is_null()
+                    .or(signing_keys::Column::RetireAt.gt(retire_at)),
+            )
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
         Ok(())
     }
 }

@@ -336,10 +336,16 @@ async fn a_login_flood_gets_slow_down_and_does_not_starve_introspection() {
     let mut logins = Vec::new();
     for i in 0..200 {
         let (app, client) = (app.clone(), client.clone());
-        logins.push(tokio::spawn(async move { app.login(&client, &format!("flood{i}@example.com"), "guess-password").await }));
+        logins.push(tokio::spawn(async move {
+            app.login(&client, &format!("flood{i}@example.com"), "guess-password")
+                .await
+        }));
     }
     for _ in 0..20 {
-        assert!(app.introspect(&anonymous).await.active, "introspection answers during the flood");
+        assert!(
+            app.introspect(&anonymous).await.active,
+            "introspection answers during the flood"
+        );
     }
     let mut slowed = 0;
     for login in logins {
@@ -348,7 +354,10 @@ async fn a_login_flood_gets_slow_down_and_does_not_starve_introspection() {
             Some("invalid_grant") => {}
             Some("slow_down") => {
                 assert_eq!(status.code(), Code::ResourceExhausted);
-                assert!(status.get_details_retry_info().is_some(), "slow_down carries RetryInfo");
+                assert!(
+                    status.get_details_retry_info().is_some(),
+                    "slow_down carries RetryInfo"
+                );
                 slowed += 1;
             }
             other => panic!("unexpected {other:?}: {status:?}"),

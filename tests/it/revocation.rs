@@ -114,3 +114,77 @@ async fn an_integration_client_must_authenticate_to_revoke() {
     );
     assert!(app.introspect(&r.access_token).await.active);
 }
+
+#[tokio::test]
+async fn the_token_type_hint_is_only_a_hint() {
+    let app = TestApp::spawn().await;
+    let (id, secret, r) = app.integration_login().await;
+    let mut request = revoke(&id, &secret, &r.access_token);
+    request.token_type_hint = pb::TokenTypeHint::RefreshToken as i32;
+    app.client()
+        .await
+        .revoke_token(request)
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&r.access_token).await);
+    let market = app.marketplace_client().await;
+    let anonymous = app.anonymous_token(&market).await;
+    let mut request = revoke(&market, "", &anonymous);
+    request.token_type_hint = pb::TokenTypeHint::RefreshToken as i32;
+    app.client()
+        .await
+        .revoke_token(request)
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&anonymous).await);
+}
+
+#[tokio::test]
+async fn revocations_survive_a_restart() {
+    let mut app = TestApp::spawn().await;
+    let market = app.marketplace_client().await;
+    let anonymous = app.anonymous_token(&market).await;
+    let (id, secret, r) = app.integration_login().await;
+    app.client()
+        .await
+        .revoke_token(revoke(&market, "", &anonymous))
+        .await
+        .expect("revoke");
+    app.client()
+        .await
+        .revoke_token(revoke(&id, &secret, &r.refresh_token))
+        .await
+        .expect("revoke");
+    app.stop().await;
+    let again = app.sibling().await;
+    assert_inactive(&again.introspect(&anonymous).await);
+    assert_inactive(&again.introspect(&r.access_token).await);
+    assert_inactive(&again.introspect(&r.refresh_token).await);
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_is_seen_by_another_at_once() {
+    let first = TestApp::spawn().await;
+    let second = first.sibling().await;
+    let market = first.marketplace_client().await;
+    let anonymous = first.anonymous_token(&market).await;
+    let (id, secret, r) = first.integration_login().await;
+    assert!(second.introspect(&anonymous).await.active);
+    assert!(second.introspect(&r.access_token).await.active);
+    first
+        .client()
+        .await
+        .revoke_token(revoke(&market, "", &anonymous))
+        .await
+        .expect("revoke");
+    first
+        .client()
+        .await
+        .revoke_token(revoke(&id, &secret, &r.access_token))
+        .await
+        .expect("revoke");
+    // Instances keep no revocation cache: the very next call on the other instance sees it.
+    assert_inactive(&second.introspect(&anonymous).await);
+    assert_inactive(&second.introspect(&r.access_token).await);
+    assert_inactive(&second.introspect(&r.refresh_token).await);
+}

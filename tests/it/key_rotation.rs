@@ -1,0 +1,177 @@
+//! Key rotation: a new key signs at once, older keys verify until their tokens have expired,
+//! then retire; restarts invalidate nothing.
+use std::{process::Command, time::Duration};
+
+use secrecy::ExposeSecret;
+use tessera::{domain::keyring, grpc::pb, server::resolve_master_key};
+
+use crate::common::{TestApp, assert_inactive, client_credentials};
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let footer = token.rsplit('.').next().expect("footer");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(footer)
+        .expect("base64");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json footer");
+    v["kid"].as_str().expect("kid").to_owned()
+}
+
+fn rotate_cli(app: &TestApp, master_key: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(["keys", "rotate", "--json"])
+        .env("TESSERA_DATABASE_URL", &app.db.url)
+        .env_remove("TESSERA_MASTER_KEY");
+    if let Some(key) = master_key.or(app.config.master_key.as_ref().map(|k| k.expose_secret())) {
+        cmd.env("TESSERA_MASTER_KEY", key);
+    }
+    cmd.output().expect("run tessera keys rotate")
+}
+
+async fn key_set(app: &TestApp) -> Vec<pb::PublicKey> {
+    app.client()
+        .await
+        .get_key_set(pb::GetKeySetRequest {})
+        .await
+        .expect("key set")
+        .into_inner()
+        .keys
+}
+
+/// Polls `check` for up to five seconds: instances follow a rotation within a second.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_at_once_and_older_tokens_keep_verifying() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let before = app.anonymous_token(&client).await;
+    let old_kid = kid_of(&before);
+
+    let out = rotate_cli(&app, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new_kid = new["kid"].as_str().expect("kid").to_owned();
+    assert_ne!(new_kid, old_kid);
+
+    let signs_with_new_key =
+        eventually(|| async { kid_of(&app.anonymous_token(&client).await) == new_kid }).await;
+    assert!(
+        signs_with_new_key,
+        "the server signs with the new key within a second or so"
+    );
+    assert!(
+        app.introspect(&before).await.active,
+        "tokens of the old key still verify"
+    );
+
+    let keys = key_set(&app).await;
+    assert_eq!(keys.len(), 2);
+    let (newest, older) = (&keys[0], &keys[1]);
+    assert_eq!(
+        (newest.kid.as_str(), newest.signing),
+        (new_kid.as_str(), true)
+    );
+    assert_eq!(
+        (older.kid.as_str(), older.signing),
+        (old_kid.as_str(), false)
+    );
+    let retire = older
+        .retire_time
+        .expect("the old key has a retire time")
+        .seconds;
+    let issued_exp = app
+        .introspect(&before)
+        .await
+        .expire_time
+        .expect("exp")
+        .seconds;
+    assert!(
+        retire >= issued_exp,
+        "the old key outlives every token it signed"
+    );
+    assert!(newest.retire_time.is_none());
+}
+
+#[tokio::test]
+async fn a_retired_key_leaves_the_key_set_and_its_tokens_stop_verifying() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let old = app.anonymous_token(&client).await;
+    let master =
+        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
+    // Retiring at once stands in for "every token it signed has expired".
+    keyring::rotate(&app.store, &master, Duration::ZERO)
+        .await
+        .expect("rotate");
+    let old_kid = kid_of(&old);
+    assert!(
+        eventually(|| async { kid_of(&app.anonymous_token(&client).await) != old_kid }).await,
+        "the new key signs"
+    );
+    // The caller's own token must come from the new key too: the old one no longer verifies.
+    let bearer = app.introspection_bearer().await;
+    assert_inactive(&app.introspect_as(Some(&bearer), &old).await.expect("ok"));
+    let keys = key_set(&app).await;
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].signing);
+    let fresh = app.anonymous_token(&client).await;
+    assert!(app.introspect(&fresh).await.active);
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_cannot_rotate() {
+    let app = TestApp::spawn().await;
+    let wrong = tessera::domain::master_key::MasterKey::generate().1;
+    let out = rotate_cli(&app, Some(&wrong));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not open"), "{stderr}");
+    assert_eq!(key_set(&app).await.len(), 1, "nothing was written");
+}
+
+#[tokio::test]
+async fn restarting_the_server_invalidates_no_token_or_session() {
+    let mut app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let anonymous = app.anonymous_token(&client).await;
+    let (id, secret, integ) = app.integration_login().await;
+    let bearer = app.introspection_bearer().await;
+    app.stop().await;
+
+    let again = app.sibling().await;
+    for token in [&anonymous, &integ.access_token, &integ.refresh_token] {
+        assert!(
+            again
+                .introspect_as(Some(&bearer), token)
+                .await
+                .expect("ok")
+                .active
+        );
+    }
+    again
+        .refresh(&id, &secret, &integ.refresh_token)
+        .await
+        .expect("the session lives on");
+    again
+        .issue(client_credentials(&client, ""))
+        .await
+        .expect("the same key signs");
+}
