@@ -36,8 +36,6 @@ pub enum DomainError {
     InvalidScope,
     #[error("too many attempts; retry later")]
     SlowDown { retry_after: Duration },
-    #[error("this grant type is not supported yet")]
-    UnsupportedGrant,
     #[error(
         "introspection requires `authorization: Bearer <access token of an integration client>`"
     )]
@@ -75,7 +73,6 @@ impl DomainError {
             }
             Self::InvalidScope => "invalid_scope",
             Self::SlowDown { .. } => "slow_down",
-            Self::UnsupportedGrant => "unsupported_grant_type",
             Self::Unavailable => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }

@@ -29,7 +29,6 @@ impl From<DomainError> for Status {
                 details.set_retry_info(Some(*retry_after));
                 Code::ResourceExhausted
             }
-            DomainError::UnsupportedGrant => Code::Unimplemented,
             DomainError::Unavailable => Code::Unavailable,
             DomainError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
