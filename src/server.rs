@@ -45,9 +45,13 @@ impl Application {
             .await
             .context("cannot apply migrations")?;
         let store = Store::new(db);
-        let keys = KeyRing::open(store.clone(), master)
-            .await
-            .context("cannot open the signing keys")?;
+        let keys = KeyRing::open(
+            store.clone(),
+            master,
+            config.policy.key_verification_window(),
+        )
+        .await
+        .context("cannot open the signing keys")?;
         let hasher =
             HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
         let tokens = Arc::new(TokenService::new(
@@ -138,7 +142,7 @@ impl Application {
 async fn follow_key_rotation(tokens: Arc<TokenService>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(KEY_FOLLOW_INTERVAL) => {}
+            _ = tokio::time::sleep(crate::domain::policy::KEY_FOLLOW_INTERVAL) => {}
             _ = stop.changed() => return,
         }
         match tokens.keys().follow_rotation().await {
@@ -149,9 +153,6 @@ async fn follow_key_rotation(tokens: Arc<TokenService>, mut stop: watch::Receive
         }
     }
 }
-
-/// How often instances look for a rotated signing key.
-pub const KEY_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reflection knows our service, health, both reflection versions (so that either lists
 /// both), and google.rpc's error details (so that grpcurl can show `ErrorInfo`).

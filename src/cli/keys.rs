@@ -6,8 +6,9 @@ use secrecy::SecretString;
 
 use super::{output, serve::open_store};
 use crate::config::{ConfigError, DatabaseArgs, duration};
+use crate::domain::policy::TokenPolicy;
 use crate::domain::{clock::now_ms, keyring};
-use crate::server::{KEY_FOLLOW_INTERVAL, resolve_master_key};
+use crate::server::resolve_master_key;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -35,11 +36,15 @@ pub enum KeysCommand {
 
 /// How long keys that stop signing must keep verifying: until the last token they signed has
 /// expired, as seen by any instance (which follows a rotation within a second).
+/// Running servers extend it to their own window when theirs is longer.
 fn verification_window(access: &str, trusted: &str, leeway: &str) -> Result<Duration, ConfigError> {
-    let access = duration("TESSERA_ACCESS_TOKEN_TTL", access)?;
-    let trusted = duration("TESSERA_TRUSTED_TOKEN_TTL", trusted)?;
-    let leeway = duration("TESSERA_CLOCK_LEEWAY", leeway)?;
-    Ok(access.max(trusted) + leeway + KEY_FOLLOW_INTERVAL * 2)
+    let policy = TokenPolicy {
+        access_token_ttl: duration("TESSERA_ACCESS_TOKEN_TTL", access)?,
+        trusted_token_ttl: duration("TESSERA_TRUSTED_TOKEN_TTL", trusted)?,
+        clock_leeway: duration("TESSERA_CLOCK_LEEWAY", leeway)?,
+        ..TokenPolicy::default()
+    };
+    Ok(policy.key_verification_window())
 }
 
 pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {

@@ -79,6 +79,15 @@ impl DomainError {
     }
 }
 
+impl From<super::keyring::KeyRingError> for DomainError {
+    fn from(err: super::keyring::KeyRingError) -> Self {
+        match err {
+            super::keyring::KeyRingError::Store(store) => store.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<StoreError> for DomainError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -6,6 +6,7 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicI64, Ordering},
     },
+    time::Duration,
 };
 
 use pasetors::{
@@ -80,6 +81,7 @@ pub struct KeyRing {
     master: MasterKey,
     keys: RwLock<Arc<Keys>>,
     last_reload: AtomicI64,
+    verify_window_ms: i64,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -90,13 +92,22 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Loads the keys, making the first one if the database has none.
-    pub async fn open(store: Store, master: MasterKey) -> Result<Self, KeyRingError> {
-        let keys = load_or_create(&store, &master).await?;
+    /// `verify_window` is how long this instance needs a key that stopped signing to keep
+    /// verifying: its longest token lifetime plus its clock leeway (and the time it takes
+    /// instances to follow a rotation).
+    pub async fn open(
+        store: Store,
+        master: MasterKey,
+        verify_window: Duration,
+    ) -> Result<Self, KeyRingError> {
+        let verify_window_ms = super::clock::ms(verify_window);
+        let keys = load_or_create(&store, &master, verify_window_ms).await?;
         Ok(Self {
             store,
             master,
             keys: RwLock::new(Arc::new(keys)),
             last_reload: AtomicI64::new(now_ms()),
+            verify_window_ms,
         })
     }
 
@@ -146,7 +157,7 @@ impl KeyRing {
         {
             return Ok(false);
         }
-        let keys = load_or_create(&self.store, &self.master).await?;
+        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
         match self.keys.write() {
             Ok(mut guard) => *guard = Arc::new(keys),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
@@ -161,7 +172,7 @@ impl KeyRing {
         if newest == Some(self.snapshot().signing.generation) {
             return Ok(false);
         }
-        let keys = load_or_create(&self.store, &self.master).await?;
+        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
         self.last_reload.store(now_ms(), Ordering::Relaxed);
         match self.keys.write() {
             Ok(mut guard) => *guard = Arc::new(keys),
@@ -225,11 +236,16 @@ fn public_key(row: &signing_keys::Model) -> Result<AsymmetricPublicKey<V4>, KeyR
     Ok(public)
 }
 
-async fn load_or_create(store: &Store, master: &MasterKey) -> Result<Keys, KeyRingError> {
+async fn load_or_create(
+    store: &Store,
+    master: &MasterKey,
+    verify_window_ms: i64,
+) -> Result<Keys, KeyRingError> {
     // Two instances starting at once may race to make the first key: the generation is
     // unique, so one insert loses and that instance simply loads the winner's key.
     for _ in 0..3 {
-        let rows = store.list_signing_keys().await?;
+        let mut rows = store.list_signing_keys().await?;
+        extend_retirements(store, &mut rows, verify_window_ms).await?;
         if let Some(newest) = rows.first() {
             return keys_from_rows(&rows, newest, master);
         }
@@ -244,6 +260,28 @@ async fn load_or_create(store: &Store, master: &MasterKey) -> Result<Keys, KeyRi
     Err(KeyRingError::Crypto(
         "no signing key after three attempts".into(),
     ))
+}
+
+/// Keys that stopped signing keep verifying for at least this instance's window after that
+/// moment, whatever window the rotation assumed (`keys rotate` runs with its own settings).
+/// A key already retired stays retired.
+async fn extend_retirements(
+    store: &Store,
+    rows: &mut [signing_keys::Model],
+    verify_window_ms: i64,
+) -> Result<(), KeyRingError> {
+    let now = now_ms();
+    for row in rows.iter_mut() {
+        let (Some(superseded), Some(retire)) = (row.superseded_at, row.retire_at) else {
+            continue;
+        };
+        let needed = superseded.saturating_add(verify_window_ms);
+        if retire > now && retire < needed {
+            store.extend_key_retirement(&row.kid, needed).await?;
+            row.retire_at = Some(needed);
+        }
+    }
+    Ok(())
 }
 
 fn keys_from_rows(

@@ -13,6 +13,20 @@ pub struct TokenPolicy {
     pub clock_leeway: Duration,
 }
 
+/// How often instances look for a signing key rotated elsewhere.
+pub const KEY_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+impl TokenPolicy {
+    /// How long a key that stopped signing must keep verifying: until the last token it
+    /// signed has expired, as seen by any instance (instances follow a rotation within
+    /// [`KEY_FOLLOW_INTERVAL`], so they may sign with it a little after the rotation).
+    pub fn key_verification_window(&self) -> Duration {
+        self.access_token_ttl.max(self.trusted_token_ttl)
+            + self.clock_leeway
+            + KEY_FOLLOW_INTERVAL * 2
+    }
+}
+
 impl Default for TokenPolicy {
     /// SPEC §2 and §5 defaults.
     fn default() -> Self {

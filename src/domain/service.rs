@@ -171,16 +171,25 @@ impl TokenService {
             None => self.hasher().dummy_hash().await?,
         };
         let verified = self.hasher().verify(password.clone(), stored_hash).await?;
+        if user
+            .as_ref()
+            .is_some_and(|u| self.hasher().needs_rehash(&u.password_hash))
+        {
+            // A hash weaker than the configured cost verifies faster than the dummy hash of
+            // an unknown user; pay the full cost too, so that the account does not show.
+            let dummy = self.hasher().dummy_hash().await?;
+            self.hasher().verify(password.clone(), dummy).await?;
+        }
         let user = match user {
             Some(user) if verified && user.disabled_at.is_none() => user,
             _ => return Err(DomainError::InvalidGrant),
         };
-        self.throttle.succeeded(attempt).await?;
-        self.upgrade_weak_hash(&user, password).await;
         let now = now_ms();
         let (sid, refresh_token) = self
-            .start_session(&client.client_id, Some(&user.user_id), &scope, now)
+            .start_session(&client.client_id, Some(&user), &scope, now)
             .await?;
+        self.throttle.succeeded(attempt).await?;
+        self.upgrade_weak_hash(&user, password).await;
         let claims = self.access_claims(
             &client.client_id,
             &user.user_id,
@@ -408,23 +417,25 @@ impl TokenService {
     }
 
     /// Starts a session with its first refresh token. Returns the sid and the refresh token.
+    /// For a user's session, fails with `invalid_grant` when the user was disabled or changed
+    /// password since `user` was read.
     async fn start_session(
         &self,
         client_id: &str,
-        user_id: Option<&str>,
+        user: Option<&users::Model>,
         scope: &str,
         now: i64,
     ) -> Result<(String, String), DomainError> {
         let sid = uuid::Uuid::new_v4().to_string();
         let session_expires = now.saturating_add(ms(self.policy.session_max_ttl));
         let refresh_token = new_secret();
-        store_session(
-            &self.store,
-            NewSession {
+        let started = self
+            .store
+            .start_session(NewSession {
                 session: sessions::Model {
                     sid: sid.clone(),
                     client_id: client_id.to_owned(),
-                    user_id: user_id.map(str::to_owned),
+                    user_id: user.map(|u| u.user_id.clone()),
                     scope: scope.to_owned(),
                     created_at: now,
                     expires_at: session_expires,
@@ -441,9 +452,12 @@ impl TokenService {
                         .min(session_expires),
                     spent_at: None,
                 },
-            },
-        )
-        .await?;
+                user_unchanged_since: user.map(|u| u.tokens_valid_after),
+            })
+            .await?;
+        if !started {
+            return Err(DomainError::InvalidGrant);
+        }
         Ok((sid, refresh_token))
     }
 
@@ -506,7 +520,7 @@ impl TokenService {
                 .keys
                 .reload_if_stale()
                 .await
-                .map_err(|e| DomainError::Internal(e.into()))?
+                .map_err(DomainError::from)?
             {
                 verification = self.keys.verify(token, now);
             }
@@ -637,13 +651,9 @@ impl TokenService {
 
     /// GetKeySet: the public keys that verify tokens now.
     pub async fn key_set(&self) -> Result<Vec<PublishedKey>, DomainError> {
-        self.keys.published(now_ms()).await.map_err(|e| match e {
-            super::keyring::KeyRingError::Store(s) => DomainError::from(s),
-            other => DomainError::Internal(other.into()),
-        })
+        self.keys
+            .published(now_ms())
+            .await
+            .map_err(DomainError::from)
     }
-}
-
-async fn store_session(store: &Store, new: NewSession) -> Result<(), DomainError> {
-    store.start_session(new).await.map_err(DomainError::from)
 }

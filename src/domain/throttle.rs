@@ -14,8 +14,8 @@ pub const USERNAME_LIMIT: i32 = 5;
 pub const ADDRESS_LIMIT: i32 = 100;
 /// The counting window.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// The first lock; each further one doubles, up to [`WINDOW`].
-pub const FIRST_LOCK: Duration = Duration::from_secs(30);
+/// The longest lock.
+pub const MAX_LOCK: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// An attempt that was let through: counted (pessimistically, before the password is
 /// checked), to be taken back if it succeeds.
@@ -31,11 +31,14 @@ pub struct LoginThrottle {
     store: Store,
 }
 
-fn lock_duration(lockouts: i32) -> Duration {
+/// How long after its window started a key that went over its limit stays locked: to the end
+/// of the window the first time (so that no window sees more failures than the limit), and
+/// twice as long at each lockout after that, up to a day.
+fn lock_span(lockouts: i32) -> Duration {
     let doublings = u32::try_from(lockouts.clamp(0, 16)).unwrap_or(0);
-    FIRST_LOCK
+    WINDOW
         .saturating_mul(2u32.saturating_pow(doublings))
-        .min(WINDOW)
+        .min(MAX_LOCK)
 }
 
 impl LoginThrottle {
@@ -68,13 +71,12 @@ impl LoginThrottle {
             return Err(slow_down(until - now));
         }
         if count.failures > limit {
-            // After the lock one more attempt is let through; failing it locks again, twice
-            // as long.
-            let lock = lock_duration(count.lockouts);
-            self.store
-                .lock_key(key, now, now + ms(lock), limit - 1)
-                .await?;
-            return Err(slow_down(ms(lock)));
+            let until = count
+                .window_started_at
+                .saturating_add(ms(lock_span(count.lockouts)))
+                .max(now + 1_000);
+            self.store.lock_key(key, now, until).await?;
+            return Err(slow_down(until - now));
         }
         Ok(())
     }
@@ -103,11 +105,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_double_up_to_the_window() {
-        assert_eq!(lock_duration(0), Duration::from_secs(30));
-        assert_eq!(lock_duration(1), Duration::from_secs(60));
-        assert_eq!(lock_duration(4), Duration::from_secs(480));
-        assert_eq!(lock_duration(5), WINDOW);
-        assert_eq!(lock_duration(1000), WINDOW);
+    fn the_first_lock_lasts_the_window_and_each_further_one_doubles_up_to_a_day() {
+        assert_eq!(lock_span(0), WINDOW);
+        assert_eq!(lock_span(1), WINDOW * 2);
+        assert_eq!(lock_span(3), WINDOW * 8);
+        assert_eq!(lock_span(7), MAX_LOCK);
+        assert_eq!(lock_span(1000), MAX_LOCK);
     }
 }

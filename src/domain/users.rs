@@ -19,7 +19,9 @@ pub fn normalize_username(raw: &str) -> String {
 fn validate_new_username(username: &str) -> Result<(), DomainError> {
     let plausible_email = username.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-    }) && !username.chars().any(char::is_whitespace);
+    }) && !username
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control());
     if username.len() > MAX_USERNAME_LEN || !plausible_email {
         return Err(DomainError::invalid_field(
             "username",

@@ -99,6 +99,11 @@ pub fn issue_request(
         Some(G::ClientCredentials(_)) => Some(Grant::ClientCredentials),
         Some(G::Password(p)) => {
             v.required(p.username.trim(), "password.username");
+            v.check(
+                !p.username.chars().any(char::is_control),
+                "password.username",
+                "must not contain control characters",
+            );
             v.max_len(&p.username, MAX_USERNAME_LEN, "password.username");
             v.required(&p.password, "password.password");
             v.check(

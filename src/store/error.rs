@@ -37,7 +37,15 @@ fn is_unavailable(err: &DbErr) -> bool {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(db) => is_unavailable_code(db.code().as_deref()),
+                sqlx::Error::Database(db) => {
+                    let code = db.code();
+                    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                        code.and_then(|c| c.parse::<i32>().ok())
+                            .is_some_and(is_unavailable_sqlite)
+                    } else {
+                        code.as_deref().is_some_and(is_unavailable_sqlstate)
+                    }
+                }
                 _ => false,
             }
         }
@@ -45,14 +53,36 @@ fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
-/// Driver codes that mean "not now" rather than "never": SQLite busy/locked/read-only/IO
-/// errors, PostgreSQL connection and shutdown classes.
-fn is_unavailable_code(code: Option<&str>) -> bool {
-    let Some(code) = code else { return false };
-    // SQLite primary result codes (the low byte of extended codes).
-    if let Ok(n) = code.parse::<i32>() {
-        return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
-    }
-    // PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57P (operator intervention).
+/// SQLite result codes (the low byte of extended codes) that mean "not now": BUSY, LOCKED,
+/// NOMEM, READONLY, FULL, CANTOPEN; and IOERR (10).
+fn is_unavailable_sqlite(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
+}
+
+/// PostgreSQL SQLSTATE classes that mean "not now": 08 (connection), 53 (insufficient
+/// resources), 57P (operator intervention: shutdown, cannot connect now).
+fn is_unavailable_sqlstate(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_busy_and_readonly_are_unavailable_but_constraint_errors_are_not() {
+        assert!(is_unavailable_sqlite(5));
+        assert!(is_unavailable_sqlite(517)); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_unavailable_sqlite(8));
+        assert!(!is_unavailable_sqlite(19)); // CONSTRAINT
+    }
+
+    #[test]
+    fn postgres_codes_are_read_as_sqlstate_classes() {
+        assert!(is_unavailable_sqlstate("08006"));
+        assert!(is_unavailable_sqlstate("53100"));
+        assert!(is_unavailable_sqlstate("57P01"));
+        assert!(!is_unavailable_sqlstate("42501"));
+        assert!(!is_unavailable_sqlstate("22021"));
+    }
 }

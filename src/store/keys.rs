@@ -70,4 +70,16 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+
+    /// Moves a key's retirement later, never earlier.
+    pub async fn extend_key_retirement(&self, kid: &str, retire_at: i64) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
+        signing_keys::Entity::update_many()
+            .col_expr(signing_keys::Column::RetireAt, Expr::value(retire_at))
+            .filter(signing_keys::Column::Kid.eq(kid))
+            .filter(signing_keys::Column::RetireAt.lt(retire_at))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
 }

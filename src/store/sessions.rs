@@ -4,7 +4,7 @@ use sea_orm::{
     sea_query::{Expr, Query},
 };
 
-use super::entity::{refresh_tokens, revoked_tokens, sessions};
+use super::entity::{refresh_tokens, revoked_tokens, sessions, users};
 use super::{Store, StoreError};
 
 /// A session to start, with its first refresh token.
@@ -12,13 +12,38 @@ use super::{Store, StoreError};
 pub struct NewSession {
     pub session: sessions::Model,
     pub refresh_token: refresh_tokens::Model,
+    /// For a user's session: the user's `tokens_valid_after` as read when the password was
+    /// checked. The session starts only if the user is still enabled and that value has not
+    /// moved (no password change or disable committed in between).
+    pub user_unchanged_since: Option<i64>,
 }
 
 impl Store {
     /// Starts a session and stores its first refresh token, atomically.
-    pub async fn start_session(&self, new: NewSession) -> Result<(), StoreError> {
+    /// Returns false, and stores nothing, when the user guard no longer holds.
+    pub async fn start_session(&self, new: NewSession) -> Result<bool, StoreError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
+        if let (Some(user_id), Some(valid_after)) = (&new.session.user_id, new.user_unchanged_since)
+        {
+            // Touching the user row also locks it (PostgreSQL), so a concurrent password
+            // change or disable either comes first and fails this, or waits and ends this
+            // session too.
+            let touched = users::Entity::update_many()
+                .col_expr(
+                    users::Column::UpdatedAt,
+                    Expr::col(users::Column::UpdatedAt),
+                )
+                .filter(users::Column::UserId.eq(user_id.as_str()))
+                .filter(users::Column::DisabledAt.is_null())
+                .filter(users::Column::TokensValidAfter.eq(valid_after))
+                .exec(&txn)
+                .await?;
+            if touched.rows_affected != 1 {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        }
         sessions::ActiveModel::from(new.session)
             .insert(&txn)
             .await?;
@@ -26,7 +51,7 @@ impl Store {
             .insert(&txn)
             .await?;
         txn.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The session with this id, ended or not.

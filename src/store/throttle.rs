@@ -8,6 +8,9 @@ use sea_orm::{
 use super::entity::login_throttles::{self, Column};
 use super::{Store, StoreError};
 
+/// A key unused for this long forgets its earlier lockouts.
+const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// The counter of one key after an attempt was counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleCount {
@@ -16,7 +19,9 @@ pub struct ThrottleCount {
     pub failures: i32,
     /// Until when the key is locked, if it is.
     pub locked_until: Option<i64>,
-    /// How many times the key was locked in this window.
+    /// When the current window started.
+    pub window_started_at: i64,
+    /// How many times the key was locked since it was last quiet for a day.
     pub lockouts: i32,
 }
 
@@ -46,7 +51,7 @@ impl Store {
                     )
                     .value(
                         Column::Lockouts,
-                        Expr::cust(format!("CASE WHEN {locked} THEN {t}.lockouts WHEN {expired} THEN 0 ELSE {t}.lockouts END")),
+                        Expr::cust(format!("CASE WHEN {t}.updated_at <= {} THEN 0 ELSE {t}.lockouts END", now - QUIET_MS)),
                     )
                     .value(
                         Column::WindowStartedAt,
@@ -55,7 +60,7 @@ impl Store {
                     .value(Column::UpdatedAt, Expr::value(now))
                     .to_owned(),
             )
-            .returning(Query::returning().columns([Column::Failures, Column::LockedUntil, Column::Lockouts]));
+            .returning(Query::returning().columns([Column::Failures, Column::LockedUntil, Column::Lockouts, Column::WindowStartedAt]));
         let row = self.db.query_one(&insert).await?.ok_or_else(|| {
             StoreError::Other(sea_orm::DbErr::Custom("upsert returned no row".into()))
         })?;
@@ -63,22 +68,15 @@ impl Store {
             failures: row.try_get("", "failures")?,
             locked_until: row.try_get("", "locked_until")?,
             lockouts: row.try_get("", "lockouts")?,
+            window_started_at: row.try_get("", "window_started_at")?,
         })
     }
 
-    /// Locks `key` until `until`, unless another attempt locked it first, and sets its count
-    /// to `failures` so that the attempt after the lock is counted from there.
-    pub async fn lock_key(
-        &self,
-        key: &str,
-        now: i64,
-        until: i64,
-        failures: i32,
-    ) -> Result<(), StoreError> {
+    /// Locks `key` until `until`, unless another attempt locked it first.
+    pub async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<(), StoreError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::update_many()
             .col_expr(Column::LockedUntil, Expr::value(until))
-            .col_expr(Column::Failures, Expr::value(failures))
             .col_expr(Column::Lockouts, Expr::col(Column::Lockouts).add(1))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::ThrottleKey.eq(key))

@@ -356,18 +356,21 @@ async fn no_well_formed_request_yields_internal_or_unknown() {
                     refresh_token: s.into(),
                 })),
             ] {
-                let request = pb::IssueTokenRequest {
-                    client_id: client_id.into(),
-                    client_secret: s.into(),
-                    scope: s.into(),
-                    grant,
-                };
-                if let Err(status) = app.issue(request).await {
-                    assert!(
-                        !matches!(status.code(), Code::Internal | Code::Unknown),
-                        "{status:?}"
-                    );
-                    assert!(status.get_details_error_info().is_some(), "{status:?}");
+                // With and without a secret, so that the grants themselves are reached too.
+                for (secret, scope) in [(s, s), ("", ""), ("", s)] {
+                    let request = pb::IssueTokenRequest {
+                        client_id: client_id.into(),
+                        client_secret: secret.into(),
+                        scope: scope.into(),
+                        grant: grant.clone(),
+                    };
+                    if let Err(status) = app.issue(request).await {
+                        assert!(
+                            !matches!(status.code(), Code::Internal | Code::Unknown),
+                            "{status:?}"
+                        );
+                        assert!(status.get_details_error_info().is_some(), "{status:?}");
+                    }
                 }
             }
         }

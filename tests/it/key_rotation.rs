@@ -175,3 +175,33 @@ async fn restarting_the_server_invalidates_no_token_or_session() {
         .await
         .expect("the same key signs");
 }
+
+#[tokio::test]
+async fn a_server_with_longer_token_lifetimes_keeps_older_keys_verifying_long_enough() {
+    let app = TestApp::spawn_with(|c| c.policy.access_token_ttl = Duration::from_secs(3600)).await;
+    let client = app.marketplace_client().await;
+    let before = app.anonymous_token(&client).await;
+    let master =
+        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
+    // As if `keys rotate` ran with a 10-minute token lifetime in its environment.
+    keyring::rotate(&app.store, &master, Duration::from_secs(600))
+        .await
+        .expect("rotate");
+    let token_expiry = app
+        .introspect(&before)
+        .await
+        .expire_time
+        .expect("exp")
+        .seconds;
+    let extended = eventually(|| async {
+        let keys = key_set(&app).await;
+        keys.iter()
+            .any(|k| !k.signing && k.retire_time.is_some_and(|t| t.seconds >= token_expiry))
+    })
+    .await;
+    assert!(
+        extended,
+        "the server extends the old key's retirement past its own tokens' expiry"
+    );
+    assert!(app.introspect(&before).await.active);
+}

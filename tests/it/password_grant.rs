@@ -193,9 +193,16 @@ async fn a_weaker_stored_hash_is_rehashed_on_the_next_successful_login() {
         }
     };
     assert!(stored(&app).await.contains("m=8192,t=1,p=1"));
+    let _ = app.login(&client, "warm-up@example.com", "x").await; // makes the dummy hash
+    let before = app.tokens.hasher().completed();
     let _ = app
         .login(&client, "hana@example.com", "wrong-password")
         .await;
+    assert_eq!(
+        app.tokens.hasher().completed(),
+        before + 2,
+        "a weak hash is verified and the full-cost dummy too, so the account does not show by timing"
+    );
     assert!(
         stored(&app).await.contains("m=8192,t=1,p=1"),
         "a failed login changes nothing"
@@ -366,4 +373,75 @@ async fn a_login_flood_gets_slow_down_and_does_not_starve_introspection() {
     // 200 hashes of ~15 ms on a pool sized to the machine cannot all start within the short
     // wait for a permit: the excess is told to slow down instead of queueing.
     assert!(slowed > 0, "the hashing capacity is bounded");
+}
+
+#[tokio::test]
+async fn a_login_that_overlaps_a_password_change_starts_no_session() {
+    use tessera::store::{
+        NewSession,
+        entity::{refresh_tokens, sessions},
+    };
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("otto@example.com", "ottos-password").await;
+    // What the login read before checking the password...
+    let read = app
+        .store
+        .find_user_by_username("otto@example.com")
+        .await
+        .expect("query")
+        .expect("user");
+    // ...then a password change commits...
+    let hasher = HashingPool::new(HashCost::OWASP, 1, Duration::from_secs(30)).expect("hasher");
+    users::set_password(
+        &app.store,
+        &hasher,
+        "otto@example.com",
+        "ottos-new-password".to_owned().into(),
+    )
+    .await
+    .expect("set");
+    // ...and the login's session, guarded by what it read, does not start.
+    let now = tessera::domain::clock::now_ms();
+    let sid = uuid::Uuid::new_v4().to_string();
+    let started = app
+        .store
+        .start_session(NewSession {
+            session: sessions::Model {
+                sid: sid.clone(),
+                client_id: client.clone(),
+                user_id: Some(read.user_id.clone()),
+                scope: "user".into(),
+                created_at: now,
+                expires_at: now + 60_000,
+                ended_at: None,
+                end_reason: None,
+            },
+            refresh_token: refresh_tokens::Model {
+                token_hash: tessera::domain::random::sha256_hex("never-issued"),
+                sid: sid.clone(),
+                client_id: client.clone(),
+                created_at: now,
+                expires_at: now + 60_000,
+                spent_at: None,
+            },
+            user_unchanged_since: Some(read.tokens_valid_after),
+        })
+        .await
+        .expect("query");
+    assert!(!started, "a session guarded by a stale read must not start");
+    assert!(app.store.find_session(&sid).await.expect("query").is_none());
+}
+
+#[tokio::test]
+async fn usernames_with_control_characters_are_invalid_request_on_every_database() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    for username in ["a\u{0}b@example.com", "\u{7}@x", "bob\n@example.com"] {
+        assert_error(
+            app.login(&client, username, "some-password").await,
+            Code::InvalidArgument,
+            "invalid_request",
+        );
+    }
 }
