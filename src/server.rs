@@ -9,7 +9,13 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::config::{Config, redact_url};
-use crate::domain::{TokenService, hashing::HashingPool, keyring::KeyRing, master_key::MasterKey};
+use crate::domain::{
+    TokenService,
+    hashing::HashingPool,
+    keyring::KeyRing,
+    master_key::MasterKey,
+    revocation_view::{self, RevocationView},
+};
 use crate::grpc::{
     auth_service::AuthServiceImpl,
     health::{report, watch_database},
@@ -54,11 +60,15 @@ impl Application {
         .context("cannot open the signing keys")?;
         let hasher =
             HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
+        let revoked = RevocationView::load(store.clone(), config.policy.key_verification_window())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
         let tokens = Arc::new(TokenService::new(
             store.clone(),
             keys,
             hasher,
             config.policy.clone(),
+            revoked,
         ));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -106,7 +116,8 @@ impl Application {
             reporter.clone(),
             stop_rx.clone(),
         ));
-        let key_follower = tokio::spawn(follow_key_rotation(self.tokens.clone(), stop_rx));
+        let key_follower = tokio::spawn(follow_key_rotation(self.tokens.clone(), stop_rx.clone()));
+        let revocation_follower = tokio::spawn(follow_revocations(self.tokens.clone(), stop_rx));
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -134,7 +145,22 @@ impl Application {
             .await;
         watcher.abort();
         key_follower.abort();
+        revocation_follower.abort();
         result.context("server failed")
+    }
+}
+
+/// Reads revocations made by other instances and the CLI into this instance's view.
+async fn follow_revocations(tokens: Arc<TokenService>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(revocation_view::POLL_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = tokens.revocations().refresh().await {
+            // Introspection answers UNAVAILABLE once the view is too old; keep trying.
+            tracing::debug!(reason = e.reason(), "could not read revocations");
+        }
     }
 }
 

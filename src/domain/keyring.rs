@@ -129,6 +129,14 @@ impl KeyRing {
         self.snapshot().signing.kid.clone()
     }
 
+    /// Whether `kid` names one of our keys that still verifies at `now`.
+    pub fn is_live(&self, kid: &str, now: i64) -> bool {
+        self.snapshot()
+            .verifying
+            .get(kid)
+            .is_some_and(|key| key.retire_at.is_none_or(|at| at > now))
+    }
+
     /// Checks a token's signature against our live keys.
     pub fn verify(&self, token: &Unverified, now: i64) -> Verification {
         let keys = self.snapshot();

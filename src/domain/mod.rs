@@ -8,11 +8,13 @@ pub mod keyring;
 pub mod master_key;
 pub mod policy;
 pub mod random;
+pub mod revocation_view;
 pub mod scope;
 pub mod service;
 pub mod throttle;
 pub mod token;
 pub mod users;
+pub mod verified_tokens;
 
 pub use error::{DomainError, FieldViolation};
 pub use service::TokenService;

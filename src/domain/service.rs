@@ -1,4 +1,6 @@
 //! `TokenService`: the grants, introspection and revocation of SPEC §2–§4, over the store.
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -10,13 +12,15 @@ use super::{
     keyring::{KeyRing, PublishedKey, Verification},
     policy::TokenPolicy,
     random::{looks_like_secret, new_secret, sha256_hex},
+    revocation_view::RevocationView,
     scope,
     throttle::LoginThrottle,
-    token::{AccessClaims, Unverified},
+    token::{ACCESS_TOKEN_PREFIX, AccessClaims, Unverified},
     users::normalize_username,
+    verified_tokens::VerifiedTokens,
 };
 use crate::store::{
-    NewSession, Store,
+    NewSession, RevocationKind, Store,
     entity::{refresh_tokens, sessions, users},
 };
 
@@ -89,11 +93,19 @@ pub struct TokenService {
     keys: KeyRing,
     clients: ClientAuthenticator,
     throttle: LoginThrottle,
+    revoked: RevocationView,
+    verified: VerifiedTokens,
     policy: TokenPolicy,
 }
 
 impl TokenService {
-    pub fn new(store: Store, keys: KeyRing, hasher: HashingPool, policy: TokenPolicy) -> Self {
+    pub fn new(
+        store: Store,
+        keys: KeyRing,
+        hasher: HashingPool,
+        policy: TokenPolicy,
+        revoked: RevocationView,
+    ) -> Self {
         let clients = ClientAuthenticator::new(store.clone(), hasher);
         let throttle = LoginThrottle::new(store.clone());
         Self {
@@ -101,6 +113,8 @@ impl TokenService {
             keys,
             clients,
             throttle,
+            revoked,
+            verified: VerifiedTokens::default(),
             policy,
         }
     }
@@ -217,10 +231,7 @@ impl TokenService {
             return Err(DomainError::InvalidClient);
         }
         let scope = scope::narrow(requested_scope, scope::TRUSTED_USER)?;
-        let subject = match Unverified::parse(subject_token) {
-            Some(parsed) => self.introspect_access(&parsed).await?,
-            None => None,
-        };
+        let subject = self.introspect_access(subject_token).await?;
         // Anonymous, trusted, refresh, expired, revoked, foreign or garbage: one answer.
         let subject = subject
             .filter(|s| {
@@ -289,8 +300,7 @@ impl TokenService {
             // RFC 9700 §4.14.2: a spent token presented again after the grace window means
             // it leaked; end the session so that neither party keeps using it.
             if now - spent_at > ms(self.policy.refresh_reuse_grace) {
-                self.store
-                    .end_session(&row.sid, now, "refresh_token_reused")
+                self.end_session(&row.sid, now, "refresh_token_reused")
                     .await?;
                 tracing::warn!(sid = %row.sid, "spent refresh token presented again: session ended");
             }
@@ -336,6 +346,9 @@ impl TokenService {
             now,
             self.policy.access_token_ttl,
         );
+        // Access tokens never outlive their session, so introspection need not look it up.
+        let mut claims = claims;
+        claims.expires_at = claims.expires_at.min(session.expires_at);
         self.issued(claims, Some(successor))
     }
 
@@ -461,10 +474,22 @@ impl TokenService {
         Ok((sid, refresh_token))
     }
 
+    /// Ends a session, in the database and (at once) in this instance's view.
+    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), DomainError> {
+        self.store.end_session(sid, now, reason).await?;
+        self.revoked.apply(RevocationKind::Session, sid, now);
+        Ok(())
+    }
+
+    /// The revocations this instance knows of.
+    pub fn revocations(&self) -> &RevocationView {
+        &self.revoked
+    }
+
     /// IntrospectToken: the token's facts when it is active, `None` for anything else.
     pub async fn introspect(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
-        if let Some(parsed) = Unverified::parse(token) {
-            return self.introspect_access(&parsed).await;
+        if token.starts_with(ACCESS_TOKEN_PREFIX) {
+            return self.introspect_access(token).await;
         }
         if looks_like_secret(token) {
             return self.introspect_refresh(token).await;
@@ -472,16 +497,22 @@ impl TokenService {
         Ok(None)
     }
 
-    async fn introspect_access(
-        &self,
-        token: &Unverified,
-    ) -> Result<Option<ActiveToken>, DomainError> {
-        let Some(claims) = self.verified_claims(token).await? else {
+    async fn introspect_access(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
+        let now = now_ms();
+        let Some(claims) = self.signed_claims(token, now).await? else {
             return Ok(None);
         };
-        if !self.is_access_token_live(&claims).await? {
+        if !claims.is_valid_at(now, ms(self.policy.clock_leeway)) {
             return Ok(None);
         }
+        if self.revoked.is_stale(now) {
+            // Revocations made elsewhere may be missing: better no answer than a wrong one.
+            return Err(DomainError::Unavailable);
+        }
+        if self.revoked.covers(&claims) {
+            return Ok(None);
+        }
+        let claims = Arc::unwrap_or_clone(claims);
         Ok(Some(ActiveToken {
             kind: TokenKind::Access,
             scope: claims.scope,
@@ -495,25 +526,20 @@ impl TokenService {
         }))
     }
 
-    /// Signature, issuer and times: what a token proves by itself.
-    async fn verified_claims(
-        &self,
-        token: &Unverified,
-    ) -> Result<Option<AccessClaims>, DomainError> {
-        let now = now_ms();
-        Ok(self
-            .signed_claims(token, now)
-            .await?
-            .filter(|claims| claims.is_valid_at(now, ms(self.policy.clock_leeway))))
-    }
-
-    /// Signature and issuer only: a token of ours, valid or not at this moment.
+    /// Signature and issuer only: a token of ours (signed by a live key), valid or not at
+    /// this moment. Cached per token text.
     async fn signed_claims(
         &self,
-        token: &Unverified,
+        token: &str,
         now: i64,
-    ) -> Result<Option<AccessClaims>, DomainError> {
-        let mut verification = self.keys.verify(token, now);
+    ) -> Result<Option<Arc<AccessClaims>>, DomainError> {
+        if let Some((claims, kid)) = self.verified.get(token) {
+            return Ok(self.keys.is_live(&kid, now).then_some(claims));
+        }
+        let Some(parsed) = Unverified::parse(token) else {
+            return Ok(None);
+        };
+        let mut verification = self.keys.verify(&parsed, now);
         if matches!(verification, Verification::UnknownKey) {
             // Another instance may have made or rotated a key since we loaded ours.
             if self
@@ -522,36 +548,18 @@ impl TokenService {
                 .await
                 .map_err(DomainError::from)?
             {
-                verification = self.keys.verify(token, now);
+                verification = self.keys.verify(&parsed, now);
             }
         }
         let Verification::Signed(claims) = verification else {
             return Ok(None);
         };
-        Ok((claims.iss == self.policy.issuer).then_some(claims))
-    }
-
-    /// What the database says about a correctly signed token: its client, session and
-    /// revocation.
-    async fn is_access_token_live(&self, claims: &AccessClaims) -> Result<bool, DomainError> {
-        let Some(client) = self.store.find_client(&claims.client_id).await? else {
-            return Ok(false);
-        };
-        if client.disabled_at.is_some() || claims.issued_at < client.tokens_valid_after {
-            return Ok(false);
+        if claims.iss != self.policy.issuer {
+            return Ok(None);
         }
-        if let Some(sid) = &claims.sid {
-            let Some(session) = self.store.find_session(sid).await? else {
-                return Ok(false);
-            };
-            if session.ended_at.is_some()
-                || session.expires_at <= now_ms()
-                || session.client_id != claims.client_id
-            {
-                return Ok(false);
-            }
-        }
-        Ok(!self.store.is_token_revoked(&claims.jti).await?)
+        let claims = Arc::new(claims);
+        self.verified.insert(token, claims.clone(), parsed.kid());
+        Ok(Some(claims))
     }
 
     async fn introspect_refresh(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
@@ -594,10 +602,10 @@ impl TokenService {
         bearer: Option<&str>,
     ) -> Result<String, DomainError> {
         let token = bearer.ok_or(DomainError::MissingCallerToken)?;
-        let Some(parsed) = Unverified::parse(token) else {
+        if !token.starts_with(ACCESS_TOKEN_PREFIX) {
             return Err(DomainError::CallerNotAllowed);
-        };
-        match self.introspect_access(&parsed).await? {
+        }
+        match self.introspect_access(token).await? {
             Some(active) if scope::has(&active.scope, scope::INTEG) => Ok(active.client_id),
             _ => Err(DomainError::CallerNotAllowed),
         }
@@ -614,24 +622,25 @@ impl TokenService {
     ) -> Result<(), DomainError> {
         let client = self.clients.authenticate(client_id, secret).await?;
         let now = now_ms();
-        if let Some(parsed) = Unverified::parse(token) {
+        if token.starts_with(ACCESS_TOKEN_PREFIX) {
             // Expired tokens still name a session that may be alive: ending it is what a
             // logout with a stale access token means.
-            let Some(claims) = self.signed_claims(&parsed, now).await? else {
+            let Some(claims) = self.signed_claims(token, now).await? else {
                 return Ok(());
             };
             if claims.client_id != client.client_id {
                 return Err(DomainError::ForeignToken);
             }
             match &claims.sid {
-                Some(sid) => self.store.end_session(sid, now, "revoked").await?,
+                Some(sid) => self.end_session(sid, now, "revoked").await?,
                 None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
                     let expires = claims
                         .expires_at
                         .saturating_add(ms(self.policy.clock_leeway));
                     self.store
                         .revoke_token(&claims.jti, &claims.client_id, now, expires)
-                        .await?
+                        .await?;
+                    self.revoked.apply(RevocationKind::Token, &claims.jti, now);
                 }
                 None => {}
             }
@@ -644,7 +653,7 @@ impl TokenService {
             if row.client_id != client.client_id {
                 return Err(DomainError::ForeignToken);
             }
-            self.store.end_session(&row.sid, now, "revoked").await?;
+            self.end_session(&row.sid, now, "revoked").await?;
         }
         Ok(())
     }

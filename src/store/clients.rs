@@ -5,6 +5,7 @@ use sea_orm::{
 };
 
 use super::entity::{clients, sessions};
+use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 
 impl Store {
@@ -54,6 +55,7 @@ impl Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
+        revocations::record(&txn, RevocationKind::Client, client_id, now).await?;
         txn.commit().await?;
         Ok(true)
     }

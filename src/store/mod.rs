@@ -6,12 +6,14 @@ mod clients;
 mod connect;
 mod error;
 mod keys;
+mod revocations;
 mod sessions;
 mod throttle;
 mod users;
 
 pub use connect::{Backend, connect, migrate};
 pub use error::StoreError;
+pub use revocations::RevocationKind;
 pub use sessions::NewSession;
 pub use throttle::ThrottleCount;
 

@@ -5,6 +5,7 @@ use sea_orm::{
 };
 
 use super::entity::{refresh_tokens, revoked_tokens, sessions, users};
+use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 
 /// A session to start, with its first refresh token.
@@ -82,13 +83,18 @@ impl Store {
     /// Ends a session (once: a session already ended keeps its first end).
     pub async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), StoreError> {
         let _write = self.write_guard().await;
-        sessions::Entity::update_many()
+        let txn = self.db.begin().await?;
+        let ended = sessions::Entity::update_many()
             .col_expr(sessions::Column::EndedAt, Expr::value(now))
             .col_expr(sessions::Column::EndReason, Expr::value(reason))
             .filter(sessions::Column::Sid.eq(sid))
             .filter(sessions::Column::EndedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        if ended.rows_affected > 0 {
+            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
+        }
+        txn.commit().await?;
         Ok(())
     }
 
@@ -107,10 +113,13 @@ impl Store {
             revoked_at: now,
             expires_at,
         });
+        let txn = self.db.begin().await?;
         revoked_tokens::Entity::insert(row)
             .on_conflict_do_nothing_on([revoked_tokens::Column::Jti])
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        revocations::record(&txn, RevocationKind::Token, jti, now).await?;
+        txn.commit().await?;
         Ok(())
     }
 

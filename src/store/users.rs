@@ -4,6 +4,7 @@ use sea_orm::{
 };
 
 use super::entity::{sessions, users};
+use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 
 impl Store {
@@ -99,6 +100,7 @@ impl Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
+        revocations::record(&txn, RevocationKind::User, user_id, now).await?;
         txn.commit().await?;
         Ok(true)
     }

@@ -335,6 +335,23 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Asserts that a token turns inactive within one second: what SPEC §4 promises for a
+    /// revocation made anywhere else (another instance, or the CLI).
+    pub async fn assert_inactive_within_a_second(&self, token: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let response = self.introspect(token).await;
+            if response == pb::IntrospectTokenResponse::default() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still active a second later: {response:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Registers an end user; returns the user id.
     pub async fn user(&self, username: &str, password: &str) -> String {
         tessera::domain::users::create_user(

@@ -55,6 +55,9 @@ async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_go
         return;
     }
     let id = app.marketplace_client().await;
+    let token = app.anonymous_token(&id).await;
+    let bearer = app.introspection_bearer().await;
+
     app.db.drop_now().await;
     let mut health = HealthClient::new(app.channel());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -79,6 +82,16 @@ async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_go
         Code::Unavailable,
         "temporarily_unavailable",
     );
+    // Introspection needs no query, but it will not vouch for a token once it cannot learn of
+    // revocations made elsewhere.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match app.introspect_as(Some(&bearer), &token).await {
+            Err(status) if status.code() == Code::Unavailable => break,
+            other => assert!(tokio::time::Instant::now() < deadline, "still {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

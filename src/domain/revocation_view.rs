@@ -1,0 +1,133 @@
+//! Each instance's in-memory view of what was revoked, so that IntrospectToken answers without
+//! a query per call. The instance that revokes applies the change at once; every other
+//! instance reads it from the revocation log within a poll interval.
+use std::{
+    collections::HashMap,
+    sync::{
+        RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use super::{
+    DomainError,
+    clock::{ms, now_ms},
+    token::AccessClaims,
+};
+use crate::store::{RevocationKind, Store};
+
+/// How often the log is read.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Events are read again for this long after they are first seen, so that one committed a
+/// little after a later one (or stamped by a slightly slower clock) is not missed.
+const LOOKBACK_MS: i64 = 10_000;
+/// Past this without a successful read, the view may be missing revocations made elsewhere:
+/// introspection then answers UNAVAILABLE rather than risk calling a revoked token active.
+const STALE_AFTER_MS: i64 = 2_000;
+
+#[derive(Default)]
+struct Revoked {
+    sessions: HashMap<String, i64>,
+    tokens: HashMap<String, i64>,
+    users: HashMap<String, i64>,
+    clients: HashMap<String, i64>,
+}
+
+/// What this instance knows was revoked.
+pub struct RevocationView {
+    store: Store,
+    revoked: RwLock<Revoked>,
+    /// How long an event matters: the longest an access token lives, plus the leeway.
+    keep_ms: i64,
+    last_read: AtomicI64,
+}
+
+impl std::fmt::Debug for RevocationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationView").finish_non_exhaustive()
+    }
+}
+
+impl RevocationView {
+    /// Loads every event that can still matter, and every disabled client.
+    pub async fn load(store: Store, keep: Duration) -> Result<Self, DomainError> {
+        let view = Self {
+            store,
+            revoked: RwLock::new(Revoked::default()),
+            keep_ms: ms(keep).saturating_add(LOOKBACK_MS),
+            last_read: AtomicI64::new(0),
+        };
+        for client_id in view.store.disabled_client_ids().await? {
+            view.apply(RevocationKind::Client, &client_id, 0);
+        }
+        let now = now_ms();
+        view.read_since(now - view.keep_ms, now).await?;
+        Ok(view)
+    }
+
+    /// Records a revocation made by this instance, effective from the next call on.
+    pub fn apply(&self, kind: RevocationKind, subject: &str, at: i64) {
+        let mut revoked = match self.revoked.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let map = match kind {
+            RevocationKind::Session => &mut revoked.sessions,
+            RevocationKind::Token => &mut revoked.tokens,
+            RevocationKind::User => &mut revoked.users,
+            RevocationKind::Client => &mut revoked.clients,
+        };
+        let entry = map.entry(subject.to_owned()).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+
+    /// Reads what other instances (and the CLI) revoked since the last read, and forgets
+    /// what can no longer matter.
+    pub async fn refresh(&self) -> Result<(), DomainError> {
+        let now = now_ms();
+        let since = self.last_read.load(Ordering::Relaxed).min(now) - LOOKBACK_MS;
+        self.read_since(since, now).await?;
+        self.forget_before(now - self.keep_ms);
+        Ok(())
+    }
+
+    async fn read_since(&self, since: i64, now: i64) -> Result<(), DomainError> {
+        for event in self.store.revocation_events_since(since).await? {
+            if let Some(kind) = RevocationKind::parse(&event.kind) {
+                self.apply(kind, &event.subject, event.at);
+            }
+        }
+        self.last_read.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn forget_before(&self, cutoff: i64) {
+        let mut revoked = match self.revoked.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Disabled clients stay: disabling is for good.
+        revoked.sessions.retain(|_, at| *at >= cutoff);
+        revoked.tokens.retain(|_, at| *at >= cutoff);
+        revoked.users.retain(|_, at| *at >= cutoff);
+    }
+
+    /// Whether the view is too old to vouch for a token.
+    pub fn is_stale(&self, now: i64) -> bool {
+        now - self.last_read.load(Ordering::Relaxed) > STALE_AFTER_MS
+    }
+
+    /// Whether anything revoked covers a token with these (verified) claims.
+    pub fn covers(&self, claims: &AccessClaims) -> bool {
+        let revoked = match self.revoked.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        revoked.clients.contains_key(&claims.client_id)
+            || revoked.tokens.contains_key(&claims.jti)
+            || claims.sid.as_ref().is_some_and(|sid| revoked.sessions.contains_key(sid))
+            // A user's cut-off covers the tokens issued to them before it (`sub` is the user).
+            || revoked.users.get(&claims.sub).is_some_and(|at| claims.issued_at < *at)
+    }
+}
