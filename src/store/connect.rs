@@ -40,6 +40,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        // Every connection to an in-memory database is a database of its own: keep exactly
+        // one, for good.
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    }
     Database::connect(options).await
 }
 
