@@ -82,7 +82,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
 /// every 200 ms (a view that is not kept fresh refuses to answer).
 fn introspect(rt: &tokio::runtime::Runtime, tokens: &TokenService, token: &str, calls: &mut u64) {
     *calls += 1;
-    if *calls % 1000 == 0 {
+    if (*calls).is_multiple_of(1000) {
         rt.block_on(tokens.revocations().refresh())
             .expect("refresh");
     }
