@@ -43,6 +43,7 @@ impl HashCost {
 #[derive(Clone, Debug)]
 pub struct HashingPool {
     permits: Arc<Semaphore>,
+    capacity: usize,
     params: Params,
     max_wait: Duration,
     completed: Arc<AtomicU64>,
@@ -54,6 +55,7 @@ impl HashingPool {
     pub fn new(cost: HashCost, permits: usize, max_wait: Duration) -> Result<Self, argon2::Error> {
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            capacity: permits.max(1),
             params: cost.params()?,
             max_wait,
             completed: Arc::new(AtomicU64::new(0)),
@@ -118,6 +120,17 @@ impl HashingPool {
         stored.m_cost() < self.params.m_cost()
             || stored.t_cost() < self.params.t_cost()
             || stored.p_cost() < self.params.p_cost()
+    }
+
+    /// Takes every permit until the returned guard drops: the pool is then full, as under a
+    /// login flood. For tests and drills.
+    pub async fn occupy_all(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DomainError> {
+        let all = u32::try_from(self.capacity).unwrap_or(u32::MAX);
+        self.permits
+            .clone()
+            .acquire_many_owned(all)
+            .await
+            .map_err(|e| DomainError::Internal(e.into()))
     }
 
     /// How many hashes and verifications this pool has run: lets tests and benchmarks see

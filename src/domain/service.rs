@@ -179,21 +179,20 @@ impl TokenService {
         let scope = scope::narrow(requested_scope, scope::USER)?;
         let username = normalize_username(username);
         let attempt = self.throttle.begin(&username, address).await?;
-        let user = self.store.find_user_by_username(&username).await?;
-        let stored_hash = match &user {
-            Some(user) => user.password_hash.clone(),
-            None => self.hasher().dummy_hash().await?,
+        let (user, verified) = match self.check_password(&username, &password).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                // No verdict on the password (hashing capacity full, database away): the
+                // attempt must not count as a failure, or busy users would lock themselves out.
+                if let Err(release) = self.throttle.release(attempt).await {
+                    tracing::warn!(
+                        reason = release.reason(),
+                        "could not release a login attempt"
+                    );
+                }
+                return Err(e);
+            }
         };
-        let verified = self.hasher().verify(password.clone(), stored_hash).await?;
-        if user
-            .as_ref()
-            .is_some_and(|u| self.hasher().needs_rehash(&u.password_hash))
-        {
-            // A hash weaker than the configured cost verifies faster than the dummy hash of
-            // an unknown user; pay the full cost too, so that the account does not show.
-            let dummy = self.hasher().dummy_hash().await?;
-            self.hasher().verify(password.clone(), dummy).await?;
-        }
         let user = match user {
             Some(user) if verified && user.disabled_at.is_none() => user,
             _ => return Err(DomainError::InvalidGrant),
@@ -213,6 +212,31 @@ impl TokenService {
             self.policy.access_token_ttl,
         );
         self.issued(claims, Some(refresh_token))
+    }
+
+    /// Looks the user up and verifies the password: against the stored hash, or the dummy
+    /// hash for an unknown user, so that both cost the same.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<(Option<users::Model>, bool), DomainError> {
+        let user = self.store.find_user_by_username(username).await?;
+        let stored_hash = match &user {
+            Some(user) => user.password_hash.clone(),
+            None => self.hasher().dummy_hash().await?,
+        };
+        let verified = self.hasher().verify(password.clone(), stored_hash).await?;
+        if user
+            .as_ref()
+            .is_some_and(|u| self.hasher().needs_rehash(&u.password_hash))
+        {
+            // A hash weaker than the configured cost verifies faster than the dummy hash of
+            // an unknown user; pay the full cost too, so that the account does not show.
+            let dummy = self.hasher().dummy_hash().await?;
+            self.hasher().verify(password.clone(), dummy).await?;
+        }
+        Ok((user, verified))
     }
 
     /// Token exchange (RFC 8693): a marketplace client that holds a secret, and presents it,

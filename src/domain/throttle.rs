@@ -81,6 +81,18 @@ impl LoginThrottle {
         Ok(())
     }
 
+    /// The attempt got no verdict (for instance, no hashing capacity): it does not count.
+    pub async fn release(&self, attempt: Attempt) -> Result<(), DomainError> {
+        let now = now_ms();
+        self.store
+            .uncount_attempt(&attempt.username_key, now)
+            .await?;
+        if let Some(key) = &attempt.address_key {
+            self.store.uncount_attempt(key, now).await?;
+        }
+        Ok(())
+    }
+
     /// The attempt succeeded: the username's counter starts over; the address gives back the
     /// one attempt it was charged (others behind it may still be guessing).
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), DomainError> {

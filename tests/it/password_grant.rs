@@ -447,3 +447,32 @@ async fn usernames_with_control_characters_are_invalid_request_on_every_database
         );
     }
 }
+
+#[tokio::test]
+async fn logins_turned_away_for_lack_of_hashing_capacity_do_not_lock_the_user() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("busy@example.com", "busy-users-password").await;
+    let _ = app.login(&client, "warm-up@example.com", "x").await; // makes the dummy hash
+    let full = app.tokens.hasher().occupy_all().await.expect("occupy");
+    // While the pool is full, the real user keeps trying with the right password.
+    for _ in 0..12 {
+        let status = app
+            .login(&client, "busy@example.com", "busy-users-password")
+            .await
+            .expect_err("no capacity");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        let retry = status
+            .get_details_retry_info()
+            .and_then(|r| r.retry_delay)
+            .expect("RetryInfo");
+        assert!(
+            retry <= Duration::from_secs(1),
+            "turned away for capacity, never locked: {retry:?}"
+        );
+    }
+    drop(full);
+    app.login(&client, "busy@example.com", "busy-users-password")
+        .await
+        .expect("not locked");
+}
