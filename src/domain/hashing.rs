@@ -44,6 +44,7 @@ impl HashCost {
 pub struct HashingPool {
     permits: Arc<Semaphore>,
     capacity: usize,
+    workers: Workers,
     params: Params,
     max_wait: Duration,
     completed: Arc<AtomicU64>,
@@ -53,9 +54,11 @@ pub struct HashingPool {
 impl HashingPool {
     /// A pool with `permits` concurrent hashes of the given cost.
     pub fn new(cost: HashCost, permits: usize, max_wait: Duration) -> Result<Self, argon2::Error> {
+        let capacity = permits.max(1);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-            capacity: permits.max(1),
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            workers: Workers::start(capacity),
             params: cost.params()?,
             max_wait,
             completed: Arc::new(AtomicU64::new(0)),
@@ -150,14 +153,63 @@ impl HashingPool {
             })?
             .map_err(|e| DomainError::Internal(e.into()))?;
         let completed = self.completed.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = job();
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.workers.submit(Box::new(move || {
+            let outcome = job();
             completed.fetch_add(1, Ordering::Relaxed);
             drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| DomainError::Internal(e.into()))?
+            let _ = done.send(outcome);
+        }))?;
+        result
+            .await
+            .map_err(|_| DomainError::Internal(anyhow::anyhow!("a hashing worker stopped")))?
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that run argon2, one per permit. A hash holds its memory cost
+/// (19 MiB by default) while it runs, and the allocator keeps it for the thread that used it:
+/// on a fixed set of threads that memory is reused, where the executor's blocking pool
+/// (hundreds of threads over time) would let the process grow by that much per thread.
+#[derive(Clone, Debug)]
+struct Workers {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Workers {
+    fn start(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job.
+                        let job = match queue.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // Every sender is gone: the pool was dropped.
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a hashing thread");
+            }
+        }
+        Self { jobs }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), DomainError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| DomainError::Internal(anyhow::anyhow!("no hashing worker is running")))
     }
 }
 
