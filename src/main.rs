@@ -2,6 +2,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// mimalloc returns the large blocks argon2 allocates (19 MiB a hash) to the system; glibc's
+/// allocator kept them, growing the process by hundreds of MiB under a login load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tessera::{cli, telemetry};
 
 #[tokio::main]

@@ -9,6 +9,10 @@
 //! baseline measured in the same run.
 //!
 //! cargo run --release --bin tessera-bench -- --duration 10s --warmup 2s
+/// The same allocator as the `tessera` binary, so that the in-process server behaves alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     collections::BTreeMap,
     process::ExitCode,
