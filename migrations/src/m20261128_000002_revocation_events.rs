@@ -22,8 +22,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(RevocationEvents::Table)
                     .col(big_pk_auto(RevocationEvents::Id))
-                    // "session" (a sid), "token" (a jti), "client" (a client_id: disabled),
-                    // "user" (a user_id: tokens issued before `at` are inactive).
+                    // "session" (a sid), "token" (a jti), "client" (a client_id: disabled).
                     .col(string_len(RevocationEvents::Kind, 16))
                     .col(string_len(RevocationEvents::Subject, 64))
                     .col(big_integer(RevocationEvents::At))

@@ -30,7 +30,6 @@ const STALE_AFTER_MS: i64 = 2_000;
 struct Revoked {
     sessions: HashMap<String, i64>,
     tokens: HashMap<String, i64>,
-    users: HashMap<String, i64>,
     clients: HashMap<String, i64>,
 }
 
@@ -75,7 +74,6 @@ impl RevocationView {
         let map = match kind {
             RevocationKind::Session => &mut revoked.sessions,
             RevocationKind::Token => &mut revoked.tokens,
-            RevocationKind::User => &mut revoked.users,
             RevocationKind::Client => &mut revoked.clients,
         };
         let entry = map.entry(subject.to_owned()).or_insert(at);
@@ -110,7 +108,6 @@ impl RevocationView {
         // Disabled clients stay: disabling is for good.
         revoked.sessions.retain(|_, at| *at >= cutoff);
         revoked.tokens.retain(|_, at| *at >= cutoff);
-        revoked.users.retain(|_, at| *at >= cutoff);
     }
 
     /// Whether the view is too old to vouch for a token.
@@ -126,8 +123,9 @@ impl RevocationView {
         };
         revoked.clients.contains_key(&claims.client_id)
             || revoked.tokens.contains_key(&claims.jti)
-            || claims.sid.as_ref().is_some_and(|sid| revoked.sessions.contains_key(sid))
-            // A user's cut-off covers the tokens issued to them before it (`sub` is the user).
-            || revoked.users.get(&claims.sub).is_some_and(|at| claims.issued_at < *at)
+            || claims
+                .sid
+                .as_ref()
+                .is_some_and(|sid| revoked.sessions.contains_key(sid))
     }
 }

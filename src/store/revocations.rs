@@ -17,8 +17,6 @@ pub enum RevocationKind {
     Token,
     /// A client disabled: every token issued to it.
     Client,
-    /// A user disabled or given a new password: their tokens issued before the event.
-    User,
 }
 
 impl RevocationKind {
@@ -27,7 +25,6 @@ impl RevocationKind {
             Self::Session => "session",
             Self::Token => "token",
             Self::Client => "client",
-            Self::User => "user",
         }
     }
 
@@ -36,7 +33,6 @@ impl RevocationKind {
             "session" => Some(Self::Session),
             "token" => Some(Self::Token),
             "client" => Some(Self::Client),
-            "user" => Some(Self::User),
             _ => None,
         }
     }

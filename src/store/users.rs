@@ -1,6 +1,7 @@
 //! Queries on users.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 
 use super::entity::{sessions, users};
@@ -93,6 +94,16 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
+        // The user row is locked by the update above, so no login can add a session between
+        // this read and the update below (its guarded insert waits, then fails).
+        let live: Vec<String> = sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Sid)
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::EndedAt.is_null())
+            .into_tuple()
+            .all(&txn)
+            .await?;
         sessions::Entity::update_many()
             .col_expr(sessions::Column::EndedAt, Expr::value(now))
             .col_expr(sessions::Column::EndReason, Expr::value(reason))
@@ -100,7 +111,11 @@ impl Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
-        revocations::record(&txn, RevocationKind::User, user_id, now).await?;
+        // One event per ended session: instances match them by sid, whatever their clocks
+        // (a cut-off by time would depend on every instance's clock agreeing with ours).
+        for sid in &live {
+            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
+        }
         txn.commit().await?;
         Ok(true)
     }
