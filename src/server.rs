@@ -63,6 +63,12 @@ impl Application {
         let revoked = RevocationView::load(store.clone(), config.policy.key_verification_window())
             .await
             .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
+        // Made now, so that the first unknown username does not pay for it (or need a second
+        // place in the hashing pool while holding one).
+        hasher
+            .dummy_hash()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot make the dummy hash: {e}"))?;
         let tokens = Arc::new(TokenService::new(
             store.clone(),
             keys,

@@ -13,7 +13,7 @@ use argon2::{
 };
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::DomainError;
 
@@ -87,16 +87,28 @@ impl HashingPool {
 
     /// Whether `secret` matches the PHC string `phc`. A malformed PHC string never matches.
     pub async fn verify(&self, secret: SecretString, phc: String) -> Result<bool, DomainError> {
-        let params = self.params.clone();
-        self.run(move || {
-            let Ok(hash) = PasswordHash::new(&phc) else {
-                return Ok(false);
-            };
-            Ok(argon2id(params)
-                .verify_password(secret.expose_secret().as_bytes(), &hash)
-                .is_ok())
+        let permit = self.acquire().await?;
+        self.execute(verify_job(self.params.clone(), secret, phc), Some(permit))
+            .await
+    }
+
+    /// Takes a place in the pool now (or says slow down), for a caller that must know it will
+    /// be able to hash before it does anything else, such as counting a login attempt.
+    pub async fn reserve(&self) -> Result<Reservation, DomainError> {
+        Ok(Reservation {
+            _permit: self.acquire().await?,
         })
-        .await
+    }
+
+    /// [`HashingPool::verify`] in a place taken by [`HashingPool::reserve`].
+    pub async fn verify_reserved(
+        &self,
+        _reservation: &Reservation,
+        secret: SecretString,
+        phc: String,
+    ) -> Result<bool, DomainError> {
+        self.execute(verify_job(self.params.clone(), secret, phc), None)
+            .await
     }
 
     /// A hash of a random secret at the configured cost: unknown usernames are verified
@@ -146,12 +158,25 @@ impl HashingPool {
         &self,
         job: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
     ) -> Result<T, DomainError> {
-        let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
+        let permit = self.acquire().await?;
+        self.execute(job, Some(permit)).await
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, DomainError> {
+        tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| DomainError::SlowDown {
                 retry_after: Duration::from_secs(1),
             })?
-            .map_err(|e| DomainError::Internal(e.into()))?;
+            .map_err(|e| DomainError::Internal(e.into()))
+    }
+
+    /// Runs `job` on a hashing thread; `permit` (if any) is released when it is done.
+    async fn execute<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<T, DomainError> {
         let completed = self.completed.clone();
         let (done, result) = tokio::sync::oneshot::channel();
         self.workers.submit(Box::new(move || {
@@ -210,6 +235,27 @@ impl Workers {
         self.jobs
             .send(job)
             .map_err(|_| DomainError::Internal(anyhow::anyhow!("no hashing worker is running")))
+    }
+}
+
+/// A place in the hashing pool, held until dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+}
+
+fn verify_job(
+    params: Params,
+    secret: SecretString,
+    phc: String,
+) -> impl FnOnce() -> Result<bool, DomainError> + Send + 'static {
+    move || {
+        let Ok(hash) = PasswordHash::new(&phc) else {
+            return Ok(false);
+        };
+        Ok(argon2id(params)
+            .verify_password(secret.expose_secret().as_bytes(), &hash)
+            .is_ok())
     }
 }
 

@@ -8,7 +8,7 @@ use super::{
     client_auth::{AuthenticatedClient, ClientAuthenticator},
     clients::ClientKind,
     clock::{ms, now_ms},
-    hashing::HashingPool,
+    hashing::{HashingPool, Reservation},
     keyring::{KeyRing, PublishedKey, Verification},
     policy::TokenPolicy,
     random::{looks_like_secret, new_secret, sha256_hex},
@@ -178,8 +178,15 @@ impl TokenService {
         }
         let scope = scope::narrow(requested_scope, scope::USER)?;
         let username = normalize_username(username);
+        // A place in the hashing pool first: a login turned away for lack of capacity must
+        // cost nothing, not even a throttle write.
+        let reservation = self.hasher().reserve().await?;
         let attempt = self.throttle.begin(&username, address).await?;
-        let (user, verified) = match self.check_password(&username, &password).await {
+        let checked = self
+            .check_password(&username, &password, &reservation)
+            .await;
+        drop(reservation);
+        let (user, verified) = match checked {
             Ok(checked) => checked,
             Err(e) => {
                 // No verdict on the password (hashing capacity full, database away): the
@@ -220,13 +227,17 @@ impl TokenService {
         &self,
         username: &str,
         password: &SecretString,
+        reservation: &Reservation,
     ) -> Result<(Option<users::Model>, bool), DomainError> {
         let user = self.store.find_user_by_username(username).await?;
         let stored_hash = match &user {
             Some(user) => user.password_hash.clone(),
             None => self.hasher().dummy_hash().await?,
         };
-        let verified = self.hasher().verify(password.clone(), stored_hash).await?;
+        let verified = self
+            .hasher()
+            .verify_reserved(reservation, password.clone(), stored_hash)
+            .await?;
         if user
             .as_ref()
             .is_some_and(|u| self.hasher().needs_rehash(&u.password_hash))
@@ -234,7 +245,9 @@ impl TokenService {
             // A hash weaker than the configured cost verifies faster than the dummy hash of
             // an unknown user; pay the full cost too, so that the account does not show.
             let dummy = self.hasher().dummy_hash().await?;
-            self.hasher().verify(password.clone(), dummy).await?;
+            self.hasher()
+                .verify_reserved(reservation, password.clone(), dummy)
+                .await?;
         }
         Ok((user, verified))
     }
