@@ -165,11 +165,7 @@ impl KeyRing {
         {
             return Ok(false);
         }
-        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
-        match self.keys.write() {
-            Ok(mut guard) => *guard = Arc::new(keys),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
-        }
+        self.reload().await?;
         Ok(true)
     }
 
@@ -180,13 +176,20 @@ impl KeyRing {
         if newest == Some(self.snapshot().signing.generation) {
             return Ok(false);
         }
-        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
         self.last_reload.store(now_ms(), Ordering::Relaxed);
-        match self.keys.write() {
-            Ok(mut guard) => *guard = Arc::new(keys),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
-        }
+        self.reload().await?;
         Ok(true)
+    }
+
+    /// Loads the keys from the database and makes them the ones in use.
+    async fn reload(&self) -> Result<(), KeyRingError> {
+        let keys =
+            Arc::new(load_or_create(&self.store, &self.master, self.verify_window_ms).await?);
+        match self.keys.write() {
+            Ok(mut guard) => *guard = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        Ok(())
     }
 
     /// The keys that still verify tokens, newest first, as stored in the database.

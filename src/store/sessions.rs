@@ -72,14 +72,6 @@ impl Store {
             .await?)
     }
 
-    /// Whether the access token with this `jti` was revoked on its own.
-    pub async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(revoked_tokens::Entity::find_by_id(jti.to_owned())
-            .one(&self.db)
-            .await?
-            .is_some())
-    }
-
     /// Ends a session (once: a session already ended keeps its first end).
     pub async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), StoreError> {
         let _write = self.write_guard().await;

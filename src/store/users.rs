@@ -27,13 +27,6 @@ impl Store {
             .await?)
     }
 
-    /// The user with this id.
-    pub async fn find_user(&self, user_id: &str) -> Result<Option<users::Model>, StoreError> {
-        Ok(users::Entity::find_by_id(user_id.to_owned())
-            .one(&self.db)
-            .await?)
-    }
-
     /// Replaces a password hash with a stronger one of the same password (no session ends).
     /// Only if the stored hash is still `old_hash`, so a concurrent password change wins.
     pub async fn upgrade_password_hash(
