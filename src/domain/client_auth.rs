@@ -1,11 +1,18 @@
 //! Client authentication, with a cache of verified secrets so that a busy integration client
-//! does not pay an argon2 hash per call.
-use std::{collections::HashMap, sync::Mutex};
+//! does not pay an argon2 hash per call, and a cache of enabled clients so that an anonymous
+//! token costs no query.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+};
 
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{DomainError, clients::ClientKind, hashing::HashingPool, random::sha256};
+use super::{
+    DomainError, clients::ClientKind, clock::now_ms, hashing::HashingPool, random::sha256,
+    revocation_view::RevocationView,
+};
 use crate::store::{Store, entity::clients};
 
 /// A client whose credentials checked out.
@@ -54,20 +61,53 @@ impl VerifiedSecrets {
     }
 }
 
+/// The kinds of clients seen enabled in the database. A client's kind never changes and a
+/// disabled client never comes back, so an entry stays right for as long as the revocation
+/// view (which learns of every disable) does not name the client.
+#[derive(Debug, Default)]
+struct EnabledClients {
+    kinds: RwLock<HashMap<String, ClientKind>>,
+}
+
+impl EnabledClients {
+    fn get(&self, client_id: &str) -> Option<ClientKind> {
+        let kinds = match self.kinds.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        kinds.get(client_id).copied()
+    }
+
+    fn remember(&self, client_id: &str, kind: ClientKind) {
+        let mut kinds = match self.kinds.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if kinds.len() >= MAX_ENTRIES {
+            kinds.clear();
+        }
+        kinds.insert(client_id.to_owned(), kind);
+    }
+}
+
 /// Checks client credentials against the database.
 #[derive(Debug)]
 pub struct ClientAuthenticator {
     store: Store,
     hasher: HashingPool,
+    revoked: Arc<RevocationView>,
     verified: VerifiedSecrets,
+    enabled: EnabledClients,
 }
 
 impl ClientAuthenticator {
-    pub fn new(store: Store, hasher: HashingPool) -> Self {
+    pub fn new(store: Store, hasher: HashingPool, revoked: Arc<RevocationView>) -> Self {
         Self {
             store,
             hasher,
+            revoked,
             verified: VerifiedSecrets::default(),
+            enabled: EnabledClients::default(),
         }
     }
 
@@ -78,11 +118,28 @@ impl ClientAuthenticator {
 
     /// Authenticates a client: it must exist and be enabled; an integration client must present
     /// its secret; a secret that is presented must be right.
+    ///
+    /// Without a secret, a client known to be enabled is answered from memory: disabling it
+    /// reaches every instance through the revocation view, like any other revocation. With a
+    /// secret, the stored hash is read on every call, so that a rotated secret stops working
+    /// at once everywhere.
     pub async fn authenticate(
         &self,
         client_id: &str,
         secret: Option<&SecretString>,
     ) -> Result<AuthenticatedClient, DomainError> {
+        if secret.is_none()
+            && let Some(kind) = self.known_enabled(client_id)
+        {
+            return match kind {
+                ClientKind::Integration => Err(DomainError::InvalidClient),
+                ClientKind::Marketplace => Ok(AuthenticatedClient {
+                    client_id: client_id.to_owned(),
+                    kind,
+                    presented_secret: false,
+                }),
+            };
+        }
         let client = self
             .store
             .find_client(client_id)
@@ -93,6 +150,7 @@ impl ClientAuthenticator {
         }
         let kind = ClientKind::parse(&client.kind)
             .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("client has unknown kind")))?;
+        self.enabled.remember(&client.client_id, kind);
         match (kind, secret) {
             (ClientKind::Integration, None) => Err(DomainError::InvalidClient),
             (_, None) => Ok(AuthenticatedClient {
@@ -109,6 +167,15 @@ impl ClientAuthenticator {
                 })
             }
         }
+    }
+
+    /// The kind of a client seen enabled, while the revocation view is fresh and does not
+    /// say it was disabled since.
+    fn known_enabled(&self, client_id: &str) -> Option<ClientKind> {
+        let kind = self.enabled.get(client_id)?;
+        let view_vouches =
+            !self.revoked.is_stale(now_ms()) && !self.revoked.is_client_disabled(client_id);
+        view_vouches.then_some(kind)
     }
 
     async fn check_secret(

@@ -24,7 +24,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const LOOKBACK_MS: i64 = 10_000;
 /// Past this without a successful read, the view may be missing revocations made elsewhere:
 /// introspection then answers UNAVAILABLE rather than risk calling a revoked token active.
-const STALE_AFTER_MS: i64 = 2_000;
+/// With the poll interval, every call that relies on the view fails within two seconds of the
+/// database going away.
+const STALE_AFTER_MS: i64 = 1_500;
 
 #[derive(Default)]
 struct Revoked {
@@ -113,6 +115,15 @@ impl RevocationView {
     /// Whether the view is too old to vouch for a token.
     pub fn is_stale(&self, now: i64) -> bool {
         now - self.last_read.load(Ordering::Relaxed) > STALE_AFTER_MS
+    }
+
+    /// Whether this client was disabled, as far as the view knows.
+    pub fn is_client_disabled(&self, client_id: &str) -> bool {
+        let revoked = match self.revoked.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        revoked.clients.contains_key(client_id)
     }
 
     /// Whether anything revoked covers a token with these (verified) claims.

@@ -93,7 +93,7 @@ pub struct TokenService {
     keys: KeyRing,
     clients: ClientAuthenticator,
     throttle: LoginThrottle,
-    revoked: RevocationView,
+    revoked: Arc<RevocationView>,
     verified: VerifiedTokens,
     policy: TokenPolicy,
 }
@@ -106,7 +106,8 @@ impl TokenService {
         policy: TokenPolicy,
         revoked: RevocationView,
     ) -> Self {
-        let clients = ClientAuthenticator::new(store.clone(), hasher);
+        let revoked = Arc::new(revoked);
+        let clients = ClientAuthenticator::new(store.clone(), hasher, revoked.clone());
         let throttle = LoginThrottle::new(store.clone());
         Self {
             store,

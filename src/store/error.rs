@@ -27,6 +27,18 @@ impl From<DbErr> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The same failure, for another caller that shared the failed statement (a batch).
+    pub(super) fn for_another_caller(&self) -> Self {
+        let copy = |e: &DbErr| DbErr::Custom(format!("in a shared batch: {e}"));
+        match self {
+            Self::Unavailable(e) => Self::Unavailable(copy(e)),
+            Self::Conflict(e) => Self::Conflict(copy(e)),
+            Self::Other(e) => Self::Other(copy(e)),
+        }
+    }
+}
+
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,

@@ -29,6 +29,8 @@ pub struct Store {
     /// SQLite allows one writer at a time: writes from this process queue here instead of
     /// racing for the file lock (which can fail fast with "database is locked" in WAL mode).
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Sessions waiting to be started, committed many to a transaction.
+    session_queue: Arc<sessions::SessionQueue>,
 }
 
 impl Store {
@@ -36,7 +38,11 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Self { db, sqlite_writer }
+        Self {
+            db,
+            sqlite_writer,
+            session_queue: Arc::default(),
+        }
     }
 
     /// Held for the duration of every write.

@@ -1,12 +1,46 @@
 //! Queries on sessions, refresh tokens and revocations.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, Query},
 };
 
 use super::entity::{refresh_tokens, revoked_tokens, sessions, users};
 use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
+use tokio::sync::oneshot;
+
+/// Sessions in one transaction at most: 9 columns each stays far below SQLite's limit of
+/// bound parameters per statement.
+const MAX_SESSION_BATCH: usize = 256;
+
+type SessionStarted = oneshot::Sender<Result<bool, StoreError>>;
+
+/// Sessions waiting for a commit, and the lock the committing task holds.
+#[derive(Debug, Default)]
+pub(super) struct SessionQueue {
+    pending: std::sync::Mutex<Vec<(NewSession, SessionStarted)>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl SessionQueue {
+    fn push(&self, new: NewSession, done: SessionStarted) {
+        let mut pending = match self.pending.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pending.push((new, done));
+    }
+
+    fn take(&self, at_most: usize) -> Vec<(NewSession, SessionStarted)> {
+        let mut pending = match self.pending.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let first = at_most.min(pending.len());
+        let rest = pending.split_off(first);
+        std::mem::replace(&mut *pending, rest)
+    }
+}
 
 /// A session to start, with its first refresh token.
 #[derive(Debug)]
@@ -22,11 +56,63 @@ pub struct NewSession {
 impl Store {
     /// Starts a session and stores its first refresh token, atomically.
     /// Returns false, and stores nothing, when the user guard no longer holds.
+    ///
+    /// Sessions started at the same moment share one transaction (group commit): a commit
+    /// costs the same for one row as for a hundred, and on SQLite every write waits for the
+    /// one before. The commit runs on a task of its own, so that a caller who goes away does
+    /// not abort a batch holding other callers' sessions.
     pub async fn start_session(&self, new: NewSession) -> Result<bool, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.session_queue.push(new, done);
+        let store = self.clone();
+        tokio::spawn(async move { store.commit_queued_sessions().await });
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(DbErr::Custom(
+                "the session batch was abandoned".to_owned(),
+            )))
+        })
+    }
+
+    /// Commits whatever sessions are queued (up to a batch), and tells each caller.
+    async fn commit_queued_sessions(&self) {
+        let _leader = self.session_queue.leader.lock().await;
+        let batch = self.session_queue.take(MAX_SESSION_BATCH);
+        if batch.is_empty() {
+            // An earlier task took this caller's session along with its own.
+            return;
+        }
+        let (sessions, callers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let _write = self.write_guard().await;
+        match self.insert_sessions(sessions).await {
+            Ok(started) => {
+                for (caller, started) in callers.into_iter().zip(started) {
+                    let _ = caller.send(Ok(started));
+                }
+            }
+            Err(e) => {
+                for caller in callers {
+                    let _ = caller.send(Err(e.for_another_caller()));
+                }
+            }
+        }
+    }
+
+    /// Inserts sessions and their first refresh tokens in one transaction; a session whose
+    /// user guard fails is left out. Returns, per session, whether it was started.
+    async fn insert_sessions(&self, batch: Vec<NewSession>) -> Result<Vec<bool>, StoreError> {
         let txn = self.db.begin().await?;
-        if let (Some(user_id), Some(valid_after)) = (&new.session.user_id, new.user_unchanged_since)
-        {
+        // Users in a fixed order, so that two instances' batches cannot deadlock on them.
+        let mut guarded: Vec<(usize, &str, i64)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, new)| {
+                let user_id = new.session.user_id.as_deref()?;
+                Some((i, user_id, new.user_unchanged_since?))
+            })
+            .collect();
+        guarded.sort_by(|a, b| a.1.cmp(b.1));
+        let mut started = vec![true; batch.len()];
+        for (i, user_id, valid_after) in guarded {
             // Touching the user row also locks it (PostgreSQL), so a concurrent password
             // change or disable either comes first and fails this, or waits and ends this
             // session too.
@@ -35,24 +121,32 @@ impl Store {
                     users::Column::UpdatedAt,
                     Expr::col(users::Column::UpdatedAt),
                 )
-                .filter(users::Column::UserId.eq(user_id.as_str()))
+                .filter(users::Column::UserId.eq(user_id))
                 .filter(users::Column::DisabledAt.is_null())
                 .filter(users::Column::TokensValidAfter.eq(valid_after))
                 .exec(&txn)
                 .await?;
-            if touched.rows_affected != 1 {
-                txn.rollback().await?;
-                return Ok(false);
-            }
+            started[i] = touched.rows_affected == 1;
         }
-        sessions::ActiveModel::from(new.session)
-            .insert(&txn)
-            .await?;
-        refresh_tokens::ActiveModel::from(new.refresh_token)
-            .insert(&txn)
-            .await?;
+        let (sessions, refresh_tokens): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .zip(&started)
+            .filter(|(_, started)| **started)
+            .map(|(new, _)| {
+                (
+                    sessions::ActiveModel::from(new.session),
+                    refresh_tokens::ActiveModel::from(new.refresh_token),
+                )
+            })
+            .unzip();
+        if !sessions.is_empty() {
+            sessions::Entity::insert_many(sessions).exec(&txn).await?;
+            refresh_tokens::Entity::insert_many(refresh_tokens)
+                .exec(&txn)
+                .await?;
+        }
         txn.commit().await?;
-        Ok(true)
+        Ok(started)
     }
 
     /// The session with this id, ended or not.

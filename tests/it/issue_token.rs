@@ -376,3 +376,38 @@ async fn no_well_formed_request_yields_internal_or_unknown() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_marketplace_client_disabled_on_another_instance_stops_getting_anonymous_tokens_within_a_second()
+ {
+    let app = TestApp::spawn().await;
+    let id = app.marketplace_client().await;
+    let other = app.sibling().await;
+    // Both instances have now seen the client enabled.
+    app.issue(client_credentials(&id, "")).await.expect("token");
+    other
+        .issue(client_credentials(&id, ""))
+        .await
+        .expect("token");
+
+    tessera::domain::clients::disable_client(&app.store, &id)
+        .await
+        .expect("disable");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match other.issue(client_credentials(&id, "")).await {
+            Err(status) => {
+                assert_error(
+                    Err::<(), _>(status),
+                    Code::Unauthenticated,
+                    "invalid_client",
+                );
+                break;
+            }
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(_) => panic!("a disabled client still got tokens after a second"),
+        }
+    }
+}
