@@ -18,10 +18,14 @@ use crate::domain::{
 };
 use crate::grpc::{
     auth_service::AuthServiceImpl,
-    health::{report, watch_database},
+    health::{AUTH_SERVICE_NAME, report, watch_database},
     pb::{self, auth_service_server::AuthServiceServer},
 };
 use crate::store::{self, Backend, Store};
+
+/// How long a stopping server waits for open calls (streams included) before it closes them.
+/// Unary calls end within their deadline, well before this.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests larger than this are refused before they are decoded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -119,6 +123,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(watch_database(
             self.store.clone(),
+            self.tokens.clone(),
             reporter.clone(),
             stop_rx.clone(),
         ));
@@ -135,8 +140,9 @@ impl Application {
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
-        let shutdown_reporter = reporter.clone();
-        let result = Server::builder()
+        let mut shutdown_reporter = reporter.clone();
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = Server::builder()
             .timeout(Duration::from_secs(30))
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -146,9 +152,28 @@ impl Application {
                 stop.await;
                 let _ = stop_tx.send(true);
                 report(&shutdown_reporter, ServingStatus::NotServing).await;
+                // Health watchers get NOT_SERVING, then the end of their stream: an open
+                // Watch must not hold the drain up.
+                for name in ["", AUTH_SERVICE_NAME] {
+                    shutdown_reporter.clear_service_status(name).await;
+                }
+                let _ = draining_tx.send(());
                 tracing::info!("shutting down: draining in-flight calls");
-            })
-            .await;
+            });
+        let drain_deadline = async {
+            if draining_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = serve => result,
+            () = drain_deadline => {
+                tracing::warn!(timeout = ?DRAIN_TIMEOUT, "calls still open after the drain timeout: closing them");
+                Ok(())
+            }
+        };
         watcher.abort();
         key_follower.abort();
         revocation_follower.abort();

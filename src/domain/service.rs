@@ -1,5 +1,8 @@
 //! `TokenService`: the grants, introspection and revocation of SPEC §2–§4, over the store.
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -96,6 +99,10 @@ pub struct TokenService {
     revoked: Arc<RevocationView>,
     verified: VerifiedTokens,
     policy: TokenPolicy,
+    /// Cleared while the health probe finds the database unusable: every call then answers
+    /// UNAVAILABLE at once, so that clients retry elsewhere instead of waiting on timeouts or
+    /// getting answers this instance can no longer vouch for.
+    database_usable: AtomicBool,
 }
 
 impl TokenService {
@@ -117,6 +124,20 @@ impl TokenService {
             revoked,
             verified: VerifiedTokens::default(),
             policy,
+            database_usable: AtomicBool::new(true),
+        }
+    }
+
+    /// Records what the health probe found.
+    pub fn set_database_usable(&self, usable: bool) {
+        self.database_usable.store(usable, Ordering::Relaxed);
+    }
+
+    fn ensure_database_usable(&self) -> Result<(), DomainError> {
+        if self.database_usable.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(DomainError::Unavailable)
         }
     }
 
@@ -137,6 +158,7 @@ impl TokenService {
 
     /// IssueToken.
     pub async fn issue(&self, request: IssueRequest) -> Result<IssuedToken, DomainError> {
+        self.ensure_database_usable()?;
         let client = self
             .clients
             .authenticate(&request.client_id, request.client_secret.as_ref())
@@ -526,6 +548,7 @@ impl TokenService {
 
     /// IntrospectToken: the token's facts when it is active, `None` for anything else.
     pub async fn introspect(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
+        self.ensure_database_usable()?;
         if token.starts_with(ACCESS_TOKEN_PREFIX) {
             return self.introspect_access(token).await;
         }
@@ -639,6 +662,7 @@ impl TokenService {
         &self,
         bearer: Option<&str>,
     ) -> Result<String, DomainError> {
+        self.ensure_database_usable()?;
         let token = bearer.ok_or(DomainError::MissingCallerToken)?;
         if !token.starts_with(ACCESS_TOKEN_PREFIX) {
             return Err(DomainError::CallerNotAllowed);
@@ -658,6 +682,7 @@ impl TokenService {
         secret: Option<&SecretString>,
         token: &str,
     ) -> Result<(), DomainError> {
+        self.ensure_database_usable()?;
         let client = self.clients.authenticate(client_id, secret).await?;
         let now = now_ms();
         if token.starts_with(ACCESS_TOKEN_PREFIX) {
@@ -698,6 +723,7 @@ impl TokenService {
 
     /// GetKeySet: the public keys that verify tokens now.
     pub async fn key_set(&self) -> Result<Vec<PublishedKey>, DomainError> {
+        self.ensure_database_usable()?;
         self.keys
             .published(now_ms())
             .await

@@ -29,7 +29,12 @@ impl AuthServiceImpl {
     }
 }
 
-/// Runs one RPC inside its span and records how it ended.
+/// The longest an RPC may take: past it, the caller gets UNAVAILABLE rather than a hang (a
+/// database that stopped answering mid-query, say). Session starts commit on a task of their
+/// own, so a cut-off call never leaves a half-written session.
+pub const RPC_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Runs one RPC inside its span, within the deadline, and records how it ended.
 async fn traced<T>(
     method: &'static str,
     client_id: &str,
@@ -42,7 +47,9 @@ async fn traced<T>(
         outcome = Empty
     );
     async move {
-        let result = work.await;
+        let result = tokio::time::timeout(RPC_DEADLINE, work)
+            .await
+            .unwrap_or(Err(DomainError::Unavailable));
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.reason(),

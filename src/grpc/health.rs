@@ -1,9 +1,11 @@
-//! grpc.health.v1: SERVING while the database answers, NOT_SERVING while it does not.
-use std::time::Duration;
+//! grpc.health.v1: SERVING while the database answers reads and takes writes, NOT_SERVING
+//! while it does not.
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::watch;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+use crate::domain::{TokenService, clock::now_ms};
 use crate::store::Store;
 
 /// The service names health is reported for.
@@ -19,18 +21,41 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Probes the database until `stop` turns true, reporting each change.
+/// A probe that takes longer than this counts as failed: a database that hangs is as
+/// unusable as one that refuses.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One read and one write, within the probe timeout.
+async fn database_is_usable(store: &Store) -> bool {
+    let probe = async {
+        store.ping().await?;
+        store.probe_write(now_ms()).await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, source = ?std::error::Error::source(&e), "database probe failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("database probe timed out");
+            false
+        }
+    }
+}
+
+/// Probes the database until `stop` turns true, reporting each change to health and to the
+/// token service (which answers UNAVAILABLE while the database is unusable).
 pub async fn watch_database(
     store: Store,
+    tokens: Arc<TokenService>,
     reporter: HealthReporter,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last = None;
     loop {
-        let healthy = matches!(
-            tokio::time::timeout(Duration::from_secs(2), store.ping()).await,
-            Ok(Ok(()))
-        );
+        let healthy = database_is_usable(&store).await;
+        tokens.set_database_usable(healthy);
         let status = if healthy {
             ServingStatus::Serving
         } else {
@@ -40,7 +65,7 @@ pub async fn watch_database(
             if healthy {
                 tracing::info!("database answers: serving");
             } else {
-                tracing::warn!("database does not answer: not serving");
+                tracing::warn!("database does not answer or refuses writes: not serving");
             }
             report(&reporter, status).await;
             last = Some(status);

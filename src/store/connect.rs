@@ -1,5 +1,11 @@
 //! Opening the database: SQLite with WAL, a busy timeout and foreign keys; or PostgreSQL.
-use std::time::Duration;
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, sqlx};
 use tessera_migration::{Migrator, MigratorTrait};
@@ -39,7 +45,25 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+        })
+        // A write that failed half-way (a disk I/O error, a read-only file) can leave a
+        // connection inside a transaction it could not roll back, holding SQLite's write lock
+        // for as long as it sits in the pool: every other write would then fail "database is
+        // locked". The pool pings a connection before handing it out (which also runs any
+        // rollback queued by a dropped transaction); one still in a transaction after that is
+        // closed instead, which releases the lock.
+        //
+        // And SQLite opens a connection read-only, for good, when the file is write-protected
+        // at that moment: once a write has failed on a read-only file, connections opened
+        // before that failure are closed rather than reused, so that the pool heals when the
+        // file is writable again.
+        .map_sqlx_sqlite_before_acquire(|conn, meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                Ok(!conn.is_in_transaction() && !opened_before_a_read_only_error(meta.age))
+            })
         });
+    clock_origin();
     if url.contains(":memory:") || url.contains("mode=memory") {
         // Every connection to an in-memory database is a database of its own: keep exactly
         // one, for good.
@@ -50,6 +74,28 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .max_lifetime(None);
     }
     Database::connect(options).await
+}
+
+/// When a SQLite write last failed on a read-only file: milliseconds since [`clock_origin`],
+/// plus one (zero: never).
+static READ_ONLY_ERROR_AT: AtomicU64 = AtomicU64::new(0);
+
+fn clock_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Records that a SQLite write failed because the file is read-only.
+pub(super) fn note_read_only_error() {
+    let now = clock_origin().elapsed().as_millis() as u64;
+    READ_ONLY_ERROR_AT.store(now + 1, Ordering::Relaxed);
+}
+
+/// Whether a connection of this age was opened before the last read-only error.
+fn opened_before_a_read_only_error(age: Duration) -> bool {
+    let error_at = READ_ONLY_ERROR_AT.load(Ordering::Relaxed);
+    let opened_at = clock_origin().elapsed().saturating_sub(age).as_millis() as u64;
+    error_at != 0 && opened_at < error_at
 }
 
 /// Applies every pending migration.

@@ -68,13 +68,23 @@ fn is_unavailable(err: &DbErr) -> bool {
 /// SQLite result codes (the low byte of extended codes) that mean "not now": BUSY, LOCKED,
 /// NOMEM, READONLY, FULL, CANTOPEN; and IOERR (10).
 fn is_unavailable_sqlite(code: i32) -> bool {
-    matches!(code & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
+    if code & 0xff == SQLITE_READONLY {
+        super::connect::note_read_only_error();
+    }
+    matches!(code & 0xff, 5 | 6 | 7 | SQLITE_READONLY | 10 | 13 | 14)
 }
 
-/// PostgreSQL SQLSTATE classes that mean "not now": 08 (connection), 53 (insufficient
-/// resources), 57P (operator intervention: shutdown, cannot connect now).
+const SQLITE_READONLY: i32 = 8;
+
+/// PostgreSQL SQLSTATEs that mean "not now": class 08 (connection), 53 (insufficient
+/// resources), 57P (operator intervention: shutdown, cannot connect now), 25006 (read-only
+/// transaction: a replica, or a primary demoted by a fail-over) and 40001/40P01
+/// (serialization failure, deadlock: retrying succeeds).
 fn is_unavailable_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "25006" | "40001" | "40P01")
 }
 
 #[cfg(test)]
@@ -94,6 +104,7 @@ mod tests {
         assert!(is_unavailable_sqlstate("08006"));
         assert!(is_unavailable_sqlstate("53100"));
         assert!(is_unavailable_sqlstate("57P01"));
+        assert!(is_unavailable_sqlstate("25006"));
         assert!(!is_unavailable_sqlstate("42501"));
         assert!(!is_unavailable_sqlstate("22021"));
     }

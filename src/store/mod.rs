@@ -62,4 +62,23 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(StoreError::from)
     }
+
+    /// Whether the database takes a write: one row, rewritten by every probe.
+    pub async fn probe_write(&self, now: i64) -> Result<(), StoreError> {
+        use sea_orm::{
+            ConnectionTrait,
+            sea_query::{Alias, OnConflict, Query},
+        };
+        let table = Alias::new("health_probes");
+        let (id, probed_at) = (Alias::new("id"), Alias::new("probed_at"));
+        let mut upsert = Query::insert();
+        upsert
+            .into_table(table)
+            .columns([id.clone(), probed_at.clone()])
+            .values_panic([1.into(), now.into()])
+            .on_conflict(OnConflict::column(id).update_column(probed_at).to_owned());
+        let _write = self.write_guard().await;
+        self.db.execute(&upsert).await?;
+        Ok(())
+    }
 }

@@ -1,71 +1,12 @@
 //! Nothing secret in any log line: a real `tessera serve` at the most verbose level, driven
 //! through successes and failures, then its whole log searched for every secret it saw.
-use std::{
-    io::Read,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tonic::{Request, transport::Channel};
 
-use crate::common::{TestDb, client_credentials, test_config};
-
-struct Server {
-    child: Child,
-    log_path: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_log(path: &std::path::Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.read_to_string(&mut text);
-    }
-    text
-}
-
-/// Starts `tessera serve` on port 0 and reads the bound address from its own log line.
-fn start_server(db: &TestDb, master_key: &str) -> (Server, String) {
-    let log_path = db.dir.path().join("serve.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.arg("serve")
-        .env("TESSERA_DATABASE_URL", &db.url)
-        .env("TESSERA_LISTEN", "127.0.0.1:0")
-        .env("TESSERA_LOG_FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(log);
-    if !master_key.is_empty() {
-        cmd.env("TESSERA_MASTER_KEY", master_key);
-    }
-    let server = Server {
-        child: cmd.spawn().expect("spawn tessera"),
-        log_path,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = read_log(&server.log_path);
-        if let Some(line) = text
-            .lines()
-            .find(|l| l.contains("serving tessera.auth.v1.AuthService"))
-        {
-            let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
-            let addr = v["fields"]["addr"].as_str().expect("addr field").to_owned();
-            return (server, addr);
-        }
-        assert!(Instant::now() < deadline, "server did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::common::{ServeProcess, TestDb, client_credentials, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_token_or_key_appears_in_any_log_line() {
@@ -74,7 +15,8 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .master_key
         .map(|k| k.expose_secret().to_owned())
         .unwrap_or_default();
-    let (server, addr) = start_server(&db, &master_key);
+    let server = ServeProcess::start(&db, &master_key, "trace");
+    let addr = server.addr.clone();
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -177,7 +119,7 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .await
         .expect("revoke");
 
-    let log = read_log(&server.log_path);
+    let log = server.log();
     drop(server);
     assert!(log.contains("rpc finished"), "the log captured the calls");
     assert!(

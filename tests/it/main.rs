@@ -2,13 +2,17 @@
 //! PostgreSQL when TESSERA_TEST_DATABASE_URL is set. One binary, so it links once.
 mod cli;
 mod common;
+mod database_loss;
 mod health_and_reflection;
 mod introspection;
 mod issue_token;
 mod key_rotation;
 mod logging;
 mod password_grant;
+mod races;
 mod refresh;
+mod restarts;
 mod revocation;
+mod scale_out;
 mod throttling;
 mod token_exchange;

@@ -1,0 +1,244 @@
+//! A real `tessera serve` process: SIGTERM drains in-flight calls and exits 0 after
+//! reporting NOT_SERVING; after a `kill -9` and a restart, every earlier token and session is
+//! still good (and every revocation still holds).
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tessera::{
+    domain::{
+        clients::{self, ClientKind},
+        hashing::{HashCost, HashingPool},
+        users,
+    },
+    grpc::pb::{self, auth_service_client::AuthServiceClient},
+    store::{self, Store},
+};
+use tokio_stream::StreamExt;
+use tonic::{Request, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::common::{
+    ServeProcess, TestDb, client_credentials, password_grant, refresh_grant, test_config,
+};
+
+/// What a test registers behind the running process's back, through the library.
+struct Fixture {
+    integration: (String, String),
+    marketplace: String,
+    usernames: Vec<String>,
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn register(db: &TestDb, users_wanted: usize) -> Fixture {
+    let store = Store::new(store::connect(&db.url).await.expect("connect"));
+    let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
+    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
+        .await
+        .expect("integration client");
+    let market = clients::create_client(&store, &hasher, "web", ClientKind::Marketplace, false)
+        .await
+        .expect("marketplace client");
+    let mut usernames = Vec::new();
+    for i in 0..users_wanted {
+        let username = format!("user{i}@example.com");
+        users::create_user(&store, &hasher, &username, PASSWORD.to_owned().into())
+            .await
+            .expect("user");
+        usernames.push(username);
+    }
+    Fixture {
+        integration: (
+            integ.client_id,
+            integ
+                .client_secret
+                .expect("secret")
+                .expose_secret()
+                .to_owned(),
+        ),
+        marketplace: market.client_id,
+        usernames,
+    }
+}
+
+fn master_key(db: &TestDb) -> String {
+    test_config(db)
+        .master_key
+        .map(|k| k.expose_secret().to_owned())
+        .unwrap_or_default()
+}
+
+async fn introspect(
+    channel: Channel,
+    bearer: &str,
+    token: &str,
+) -> Result<pb::IntrospectTokenResponse, tonic::Status> {
+    let mut request = Request::new(pb::IntrospectTokenRequest {
+        token: token.to_owned(),
+        token_type_hint: 0,
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {bearer}").parse().expect("header"),
+    );
+    AuthServiceClient::new(channel)
+        .introspect_token(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn send_sigterm(server: &ServeProcess) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_reports_not_serving_lets_in_flight_calls_finish_and_exits_zero() {
+    let db = TestDb::new().await;
+    let key = master_key(&db);
+    let mut server = ServeProcess::start(&db, &key, "info");
+    let fixture = register(&db, 4).await;
+    let channel = server.channel();
+
+    // A health watcher, as a load balancer keeps one.
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: "tessera.auth.v1.AuthService".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.next().await.expect("first status").expect("ok");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    // Logins take an argon2 hash each: slow enough to be in flight when the signal lands.
+    let market = fixture.marketplace.clone();
+    let logins: Vec<_> = fixture
+        .usernames
+        .iter()
+        .map(|username| {
+            let mut client = AuthServiceClient::new(channel.clone());
+            let request = password_grant(&market, username, PASSWORD);
+            tokio::spawn(async move { client.issue_token(request).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    send_sigterm(&server);
+
+    // Each one is answered, none cut off; the hashing pool may turn some away on a busy
+    // machine (RESOURCE_EXHAUSTED slow_down is an answer), but not all.
+    let mut ok = 0;
+    for login in logins {
+        match login.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {}
+            Err(status) => panic!("an in-flight login was cut off: {status:?}"),
+        }
+    }
+    assert!(ok > 0, "no in-flight login finished");
+    let mut saw_not_serving = false;
+    while let Ok(Some(Ok(update))) =
+        tokio::time::timeout(Duration::from_secs(10), watch.next()).await
+    {
+        saw_not_serving |= update.status == ServingStatus::NotServing as i32;
+    }
+    assert!(
+        saw_not_serving,
+        "health never said NOT_SERVING before the exit"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "log: {}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_and_a_restart_every_earlier_token_and_session_is_still_good() {
+    let db = TestDb::new().await;
+    let key = master_key(&db);
+    let server = ServeProcess::start(&db, &key, "info");
+    let fixture = register(&db, 1).await;
+    let (integ_id, integ_secret) = &fixture.integration;
+    let mut client = AuthServiceClient::new(server.channel());
+    let issue = |request: pb::IssueTokenRequest| {
+        let mut client = client.clone();
+        async move {
+            client
+                .issue_token(request)
+                .await
+                .expect("token")
+                .into_inner()
+        }
+    };
+    let integration = issue(client_credentials(integ_id, integ_secret)).await;
+    let bearer = integration.access_token.clone();
+    let anonymous = issue(client_credentials(&fixture.marketplace, "")).await;
+    let user = issue(password_grant(
+        &fixture.marketplace,
+        &fixture.usernames[0],
+        PASSWORD,
+    ))
+    .await;
+    let ended = issue(client_credentials(integ_id, integ_secret)).await;
+    client
+        .revoke_token(pb::RevokeTokenRequest {
+            client_id: integ_id.clone(),
+            client_secret: integ_secret.clone(),
+            token: ended.refresh_token.clone(),
+            token_type_hint: 0,
+        })
+        .await
+        .expect("revoke");
+
+    let mut server = server;
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("reaped");
+    drop(server);
+
+    let restarted = ServeProcess::start(&db, &key, "info");
+    let channel = restarted.channel();
+    for token in [
+        &integration.access_token,
+        &integration.refresh_token,
+        &anonymous.access_token,
+        &user.access_token,
+        &user.refresh_token,
+    ] {
+        let info = introspect(channel.clone(), &bearer, token)
+            .await
+            .expect("introspect");
+        assert!(info.active, "a token did not survive the restart");
+    }
+    for token in [&ended.access_token, &ended.refresh_token] {
+        let info = introspect(channel.clone(), &bearer, token)
+            .await
+            .expect("introspect");
+        assert!(!info.active, "a revocation did not survive the restart");
+    }
+    let mut client = AuthServiceClient::new(channel);
+    client
+        .issue_token(refresh_grant(
+            integ_id,
+            integ_secret,
+            &integration.refresh_token,
+        ))
+        .await
+        .expect("the integration session refreshes");
+    client
+        .issue_token(refresh_grant(&fixture.marketplace, "", &user.refresh_token))
+        .await
+        .expect("the user session refreshes");
+}

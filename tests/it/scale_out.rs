@@ -1,0 +1,162 @@
+//! Several `tessera serve` processes on one database, one of them killed (`kill -9`) under
+//! load: clients that retry on another instance lose no committed session, and a revocation
+//! made on any instance holds on every other within a second.
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use secrecy::ExposeSecret;
+use tessera::{
+    domain::{
+        clients::{self, ClientKind},
+        hashing::{HashCost, HashingPool},
+    },
+    grpc::pb::{self, auth_service_client::AuthServiceClient},
+    store::{self, Store},
+};
+use tonic::{Code, Request, transport::Channel};
+
+use crate::common::{ServeProcess, TestDb, client_credentials, refresh_grant, test_config};
+
+async fn introspect(channel: &Channel, bearer: &str, token: &str) -> pb::IntrospectTokenResponse {
+    let mut request = Request::new(pb::IntrospectTokenRequest {
+        token: token.to_owned(),
+        token_type_hint: 0,
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {bearer}").parse().expect("header"),
+    );
+    AuthServiceClient::new(channel.clone())
+        .introspect_token(request)
+        .await
+        .expect("introspect")
+        .into_inner()
+}
+
+/// Whether a failed call may be retried on another instance: the instance is gone or
+/// cannot serve right now.
+fn retryable(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_three_instances_under_load_loses_no_committed_session() {
+    let db = TestDb::new().await;
+    let key = test_config(&db)
+        .master_key
+        .map(|k| k.expose_secret().to_owned())
+        .unwrap_or_default();
+    let mut servers: Vec<ServeProcess> = (0..3)
+        .map(|_| ServeProcess::start(&db, &key, "info"))
+        .collect();
+    let channels: Vec<Channel> = servers.iter().map(ServeProcess::channel).collect();
+    let store = Store::new(store::connect(&db.url).await.expect("connect"));
+    let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
+    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
+        .await
+        .expect("client");
+    let (id, secret) = (
+        integ.client_id.clone(),
+        integ
+            .client_secret
+            .expect("secret")
+            .expose_secret()
+            .to_owned(),
+    );
+
+    let committed: Arc<Mutex<Vec<pb::IssueTokenResponse>>> = Arc::default();
+    let retried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..6 {
+        let (channels, committed, retried, stop) = (
+            channels.clone(),
+            committed.clone(),
+            retried.clone(),
+            stop.clone(),
+        );
+        let (id, secret) = (id.clone(), secret.clone());
+        workers.push(tokio::spawn(async move {
+            let mut instance = worker % channels.len();
+            while !stop.load(Ordering::SeqCst) {
+                let mut client = AuthServiceClient::new(channels[instance].clone());
+                match client.issue_token(client_credentials(&id, &secret)).await {
+                    Ok(r) => committed.lock().expect("lock").push(r.into_inner()),
+                    Err(status) if retryable(&status) => {
+                        retried.fetch_add(1, Ordering::Relaxed);
+                        instance = (instance + 1) % channels.len();
+                    }
+                    Err(status) => panic!("unexpected answer under load: {status:?}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    servers[0].child.kill().expect("kill -9");
+    servers[0].child.wait().expect("reaped");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+
+    let committed = committed.lock().expect("lock").clone();
+    assert!(committed.len() > 20, "the load made progress");
+    let survivors = &channels[1..];
+    let bearer = committed[0].access_token.clone();
+    for (i, session) in committed.iter().enumerate() {
+        let channel = &survivors[i % survivors.len()];
+        let info = introspect(channel, &bearer, &session.refresh_token).await;
+        assert!(info.active, "a session committed before the kill was lost");
+    }
+    // Every session refreshes on a surviving instance.
+    for (i, session) in committed.iter().enumerate().step_by(7) {
+        let mut client = AuthServiceClient::new(survivors[i % survivors.len()].clone());
+        client
+            .issue_token(refresh_grant(&id, &secret, &session.refresh_token))
+            .await
+            .expect("a committed session refreshes on a survivor");
+    }
+
+    // A revocation on one survivor holds on the other within a second.
+    let victim = &committed[committed.len() - 1];
+    AuthServiceClient::new(survivors[0].clone())
+        .revoke_token(pb::RevokeTokenRequest {
+            token: victim.access_token.clone(),
+            token_type_hint: 0,
+            client_id: id.clone(),
+            client_secret: secret.clone(),
+        })
+        .await
+        .expect("revoke");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    for channel in survivors {
+        loop {
+            if !introspect(channel, &bearer, &victim.access_token)
+                .await
+                .active
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a revocation was not seen everywhere within a second"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!(
+        "{} sessions committed, {} calls retried on another instance",
+        committed.len(),
+        retried.load(Ordering::Relaxed)
+    );
+    servers.clear();
+}
