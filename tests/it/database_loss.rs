@@ -300,6 +300,7 @@ async fn lose_and_regain_the_database(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let not_serving_after = load.now() - lost;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let regained = load.now();
@@ -363,7 +364,12 @@ async fn lose_and_regain_the_database(
             "a refresh token was handed out but not stored"
         );
     }
-    eprintln!("recovered {recovered:?} after the database came back");
+    let slowest = calls.iter().map(|c| c.took).max().unwrap_or_default();
+    eprintln!(
+        "{} calls; NOT_SERVING {not_serving_after:?} after the loss; slowest call {slowest:?}; \
+         99% of calls OK again {recovered:?} after the database came back",
+        calls.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
