@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_schema;
 mod m20261128_000002_revocation_events;
+mod m20261128_000003_cleanup_indexes;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_schema::Migration),
             Box::new(m20261128_000002_revocation_events::Migration),
+            Box::new(m20261128_000003_cleanup_indexes::Migration),
         ]
     }
 }
