@@ -411,6 +411,7 @@ async fn bench(args: &Args, scenarios: &[Scenario], db: &BenchDb) -> anyhow::Res
                 policy: TokenPolicy::default(),
                 introspection_auth: IntrospectionAuth::Bearer,
                 hash_cost: HashCost::OWASP,
+                cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
             };
             let app = Application::build(config)
                 .await
