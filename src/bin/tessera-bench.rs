@@ -9,6 +9,9 @@
 //! baseline measured in the same run.
 //!
 //! cargo run --release --bin tessera-bench -- --duration 10s --warmup 2s
+#[path = "tessera-bench/soak.rs"]
+mod soak;
+
 /// The same allocator as the `tessera` binary, so that the in-process server behaves alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -199,6 +202,18 @@ struct Args {
     /// Print one JSON object with all results on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Instead of the scenarios, a soak of this length (e.g. 10m): a mix that should give no
+    /// error, with VmRSS, req/s and table sizes sampled; fails when the error rate reaches
+    /// 0.1% or RSS grows 10% after --soak-warmup. The in-process server then runs with short
+    /// token lifetimes (access 1m, refresh 2m, session 4m) and a clean-up every 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak: Option<Duration>,
+    /// Soak: the first sample from this point on is the RSS baseline.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    soak_warmup: Duration,
+    /// Soak: how often req/s, VmRSS and table sizes are sampled (one line each).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    sample_every: Duration,
 }
 
 #[tokio::main]
@@ -408,10 +423,18 @@ async fn bench(args: &Args, scenarios: &[Scenario], db: &BenchDb) -> anyhow::Res
                 listen: "127.0.0.1:0".parse()?,
                 database_url: db.url.clone(),
                 master_key: Some(MasterKey::generate().1.into()),
-                policy: TokenPolicy::default(),
+                policy: if args.soak.is_some() {
+                    soak::policy()
+                } else {
+                    TokenPolicy::default()
+                },
                 introspection_auth: IntrospectionAuth::Bearer,
                 hash_cost: HashCost::OWASP,
-                cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
+                cleanup_interval: if args.soak.is_some() {
+                    soak::CLEANUP_INTERVAL
+                } else {
+                    tessera::domain::cleanup::DEFAULT_INTERVAL
+                },
             };
             let app = Application::build(config)
                 .await
@@ -518,6 +541,18 @@ async fn bench_against(
         humantime::format_duration(args.warmup),
         humantime::format_duration(args.duration),
     );
+
+    if let Some(length) = args.soak {
+        let usernames = create_users(
+            store,
+            &hasher,
+            &format!("bench-{run_id}-soak"),
+            user_count,
+            &fixture.password,
+        )
+        .await?;
+        return soak::run(args, length, &mut fixture, &channels, store, usernames).await;
+    }
 
     let mut distinct_issued: Option<(Instant, Duration)> = None;
     let mut distinct_setup = None;
