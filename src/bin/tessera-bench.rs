@@ -205,12 +205,14 @@ struct Args {
     /// Instead of the scenarios, a soak of this length (e.g. 10m): a mix that should give no
     /// error, with VmRSS, req/s and table sizes sampled; fails when the error rate reaches
     /// 0.1% or RSS grows 10% after --soak-warmup. The in-process server then runs with short
-    /// token lifetimes (access 1m, refresh 2m, session 4m) and a clean-up every 10s.
+    /// token lifetimes (access 30s, refresh 1m, session 90s) and a clean-up every 10s, so that
+    /// its tables reach their steady size within about 2.5 minutes.
     #[arg(long, value_parser = humantime::parse_duration)]
     soak: Option<Duration>,
-    /// Soak: the first sample from this point on is the RSS baseline.
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
-    soak_warmup: Duration,
+    /// Soak: RSS growth is measured from the first samples from this point on (mean of three)
+    /// to the last three. Default: 2m, or half the soak if that is shorter.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak_warmup: Option<Duration>,
     /// Soak: how often req/s, VmRSS and table sizes are sampled (one line each).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     sample_every: Duration,
@@ -529,7 +531,7 @@ async fn bench_against(
 
     let rss_at_rest = rss_kib();
     eprintln!(
-        "machine: {cpus} CPUs; database: {}; server: {}; {} connections, {} in flight; {} warm-up + {} window per scenario",
+        "machine: {cpus} CPUs; database: {}; server: {}; {} connections, {} in flight; {}",
         db.kind,
         if in_process {
             format!("in-process on {addr}")
@@ -538,8 +540,14 @@ async fn bench_against(
         },
         args.connections,
         args.concurrency,
-        humantime::format_duration(args.warmup),
-        humantime::format_duration(args.duration),
+        match args.soak {
+            Some(length) => format!("soak of {}", humantime::format_duration(length)),
+            None => format!(
+                "{} warm-up + {} window per scenario",
+                humantime::format_duration(args.warmup),
+                humantime::format_duration(args.duration)
+            ),
+        },
     );
 
     if let Some(length) = args.soak {

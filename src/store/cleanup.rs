@@ -169,20 +169,7 @@ impl Store {
         E: EntityTrait,
         C: ColumnTrait + IntoColumnRef + Copy,
     {
-        let mut doomed = Query::select();
-        doomed
-            .column(pk)
-            .from(table)
-            .cond_where(condition)
-            .limit(batch);
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // Rows another instance is deleting (or a request is updating) are left for later.
-            doomed.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let statement: DeleteStatement = Query::delete()
-            .from_table(table)
-            .and_where(Expr::col(pk).in_subquery(doomed))
-            .to_owned();
+        let statement = batch_delete(self.db.get_database_backend(), table, pk, condition, batch);
         let mut total = 0;
         loop {
             let deleted = {
@@ -224,6 +211,34 @@ impl Store {
     }
 }
 
+/// `DELETE FROM table WHERE pk IN (SELECT pk FROM table WHERE condition LIMIT batch)`.
+fn batch_delete<E, C>(
+    backend: DbBackend,
+    table: E,
+    pk: C,
+    condition: Condition,
+    batch: u64,
+) -> DeleteStatement
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoColumnRef + Copy,
+{
+    let mut doomed = Query::select();
+    doomed
+        .column(pk)
+        .from(table)
+        .cond_where(condition)
+        .limit(batch);
+    if backend == DbBackend::Postgres {
+        // Rows another instance is deleting (or a request is updating) are left for later.
+        doomed.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Query::delete()
+        .from_table(table)
+        .and_where(Expr::col(pk).in_subquery(doomed))
+        .to_owned()
+}
+
 /// Sessions that ended, or expired, at or before `cutoff`.
 fn over_condition(cutoff: i64) -> Condition {
     Condition::any()
@@ -237,4 +252,38 @@ fn over_sessions(cutoff: i64) -> sea_orm::sea_query::SelectStatement {
         .from(sessions::Entity)
         .cond_where(over_condition(cutoff))
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+
+    fn revoked_before(backend: DbBackend) -> DeleteStatement {
+        batch_delete(
+            backend,
+            revoked_tokens::Entity,
+            revoked_tokens::Column::Jti,
+            Condition::all().add(revoked_tokens::Column::ExpiresAt.lte(42)),
+            500,
+        )
+    }
+
+    #[test]
+    fn postgres_batches_skip_rows_another_instance_holds() {
+        let sql = revoked_before(DbBackend::Postgres).to_string(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500 FOR UPDATE SKIP LOCKED)"#
+        );
+    }
+
+    #[test]
+    fn sqlite_batches_are_plain_limited_subqueries() {
+        let sql = revoked_before(DbBackend::Sqlite).to_string(SqliteQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500)"#
+        );
+    }
 }
