@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// `bearer` (callers present an integ access token) or `none`.
     #[arg(long, env = "TESSERA_INTROSPECTION_AUTH", default_value = "bearer")]
     pub introspection_auth: String,
+    /// How often expired rows are deleted (plus up to a tenth more, at random); 0s: never.
+    #[arg(long, env = "TESSERA_CLEANUP_INTERVAL", default_value = "60s")]
+    pub cleanup_interval: String,
 }
 
 /// Who may call IntrospectToken.
@@ -137,6 +140,8 @@ pub struct Config {
     pub policy: TokenPolicy,
     pub introspection_auth: IntrospectionAuth,
     pub hash_cost: HashCost,
+    /// How often this instance deletes expired rows; zero turns the clean-up off.
+    pub cleanup_interval: Duration,
 }
 
 /// A configuration value that cannot be used; its Display is the one line shown to the user.
@@ -216,6 +221,7 @@ impl Config {
             policy,
             introspection_auth,
             hash_cost: hashing.cost()?,
+            cleanup_interval: duration("TESSERA_CLEANUP_INTERVAL", &args.cleanup_interval)?,
         })
     }
 }

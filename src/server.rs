@@ -10,7 +10,8 @@ use tonic_health::ServingStatus;
 
 use crate::config::{Config, redact_url};
 use crate::domain::{
-    TokenService,
+    TokenService, cleanup,
+    clock::now_ms,
     hashing::HashingPool,
     keyring::KeyRing,
     master_key::MasterKey,
@@ -128,7 +129,14 @@ impl Application {
             stop_rx.clone(),
         ));
         let key_follower = tokio::spawn(follow_key_rotation(self.tokens.clone(), stop_rx.clone()));
-        let revocation_follower = tokio::spawn(follow_revocations(self.tokens.clone(), stop_rx));
+        let revocation_follower =
+            tokio::spawn(follow_revocations(self.tokens.clone(), stop_rx.clone()));
+        let cleaner = tokio::spawn(clean_up(
+            self.store.clone(),
+            self.tokens.clone(),
+            self.config.cleanup_interval,
+            stop_rx,
+        ));
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -177,6 +185,7 @@ impl Application {
         watcher.abort();
         key_follower.abort();
         revocation_follower.abort();
+        cleaner.abort();
         result.context("server failed")
     }
 }
@@ -193,6 +202,60 @@ async fn follow_revocations(tokens: Arc<TokenService>, mut stop: watch::Receiver
             tracing::debug!(reason = e.reason(), "could not read revocations");
         }
     }
+}
+
+/// Deletes rows past their time every `interval` (plus up to a tenth more, so that instances
+/// started together spread out). Deletes are idempotent: any number of instances may do this.
+async fn clean_up(
+    store: Store,
+    tokens: Arc<TokenService>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    loop {
+        let jitter = {
+            use rand::Rng;
+            let tenth = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
+            Duration::from_millis(rand::thread_rng().gen_range(0..=tenth))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval + jitter) => {}
+            _ = stop.changed() => return,
+        }
+        let started = std::time::Instant::now();
+        match cleanup::delete_expired(&store, tokens.policy(), now_ms()).await {
+            Ok(deleted) => tracing::debug!(
+                refresh_tokens = deleted.refresh_tokens,
+                sessions = deleted.sessions,
+                revoked_tokens = deleted.revoked_tokens,
+                revocation_events = deleted.revocation_events,
+                login_throttles = deleted.login_throttles,
+                took_ms = started.elapsed().as_millis(),
+                "deleted expired rows"
+            ),
+            // Whatever was not deleted now is deleted next time.
+            Err(e) => tracing::warn!(
+                reason = e.reason(),
+                error = %error_chain(&e),
+                "could not delete expired rows"
+            ),
+        }
+    }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Picks up keys rotated elsewhere (another instance or `tessera keys rotate`) within a second.

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_schema;
 mod m20261128_000002_revocation_events;
 mod m20261128_000003_health_probes;
+mod m20261128_000004_cleanup_indexes;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_schema::Migration),
             Box::new(m20261128_000002_revocation_events::Migration),
             Box::new(m20261128_000003_health_probes::Migration),
+            Box::new(m20261128_000004_cleanup_indexes::Migration),
         ]
     }
 }

@@ -9,6 +9,9 @@
 //! baseline measured in the same run.
 //!
 //! cargo run --release --bin tessera-bench -- --duration 10s --warmup 2s
+#[path = "tessera-bench/soak.rs"]
+mod soak;
+
 /// The same allocator as the `tessera` binary, so that the in-process server behaves alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -199,6 +202,20 @@ struct Args {
     /// Print one JSON object with all results on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Instead of the scenarios, a soak of this length (e.g. 10m): a mix that should give no
+    /// error, with VmRSS, req/s and table sizes sampled; fails when the error rate reaches
+    /// 0.1% or RSS grows 10% after --soak-warmup. The in-process server then runs with short
+    /// token lifetimes (access 30s, refresh 1m, session 90s) and a clean-up every 10s, so that
+    /// its tables reach their steady size within about 2.5 minutes.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak: Option<Duration>,
+    /// Soak: RSS growth is measured from the first samples from this point on (mean of three)
+    /// to the last three. Default: 2m, or half the soak if that is shorter.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak_warmup: Option<Duration>,
+    /// Soak: how often req/s, VmRSS and table sizes are sampled (one line each).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    sample_every: Duration,
 }
 
 #[tokio::main]
@@ -408,9 +425,18 @@ async fn bench(args: &Args, scenarios: &[Scenario], db: &BenchDb) -> anyhow::Res
                 listen: "127.0.0.1:0".parse()?,
                 database_url: db.url.clone(),
                 master_key: Some(MasterKey::generate().1.into()),
-                policy: TokenPolicy::default(),
+                policy: if args.soak.is_some() {
+                    soak::policy()
+                } else {
+                    TokenPolicy::default()
+                },
                 introspection_auth: IntrospectionAuth::Bearer,
                 hash_cost: HashCost::OWASP,
+                cleanup_interval: if args.soak.is_some() {
+                    soak::CLEANUP_INTERVAL
+                } else {
+                    tessera::domain::cleanup::DEFAULT_INTERVAL
+                },
             };
             let app = Application::build(config)
                 .await
@@ -505,7 +531,7 @@ async fn bench_against(
 
     let rss_at_rest = rss_kib();
     eprintln!(
-        "machine: {cpus} CPUs; database: {}; server: {}; {} connections, {} in flight; {} warm-up + {} window per scenario",
+        "machine: {cpus} CPUs; database: {}; server: {}; {} connections, {} in flight; {}",
         db.kind,
         if in_process {
             format!("in-process on {addr}")
@@ -514,9 +540,27 @@ async fn bench_against(
         },
         args.connections,
         args.concurrency,
-        humantime::format_duration(args.warmup),
-        humantime::format_duration(args.duration),
+        match args.soak {
+            Some(length) => format!("soak of {}", humantime::format_duration(length)),
+            None => format!(
+                "{} warm-up + {} window per scenario",
+                humantime::format_duration(args.warmup),
+                humantime::format_duration(args.duration)
+            ),
+        },
     );
+
+    if let Some(length) = args.soak {
+        let usernames = create_users(
+            store,
+            &hasher,
+            &format!("bench-{run_id}-soak"),
+            user_count,
+            &fixture.password,
+        )
+        .await?;
+        return soak::run(args, length, &mut fixture, &channels, store, usernames).await;
+    }
 
     let mut distinct_issued: Option<(Instant, Duration)> = None;
     let mut distinct_setup = None;

@@ -1,4 +1,5 @@
 //! Grants, sessions, tokens, secret hashing: the logic of Tessera, over the store.
+pub mod cleanup;
 pub mod client_auth;
 pub mod clients;
 pub mod clock;

@@ -28,6 +28,12 @@ const LOOKBACK_MS: i64 = 10_000;
 /// database going away.
 const STALE_AFTER_MS: i64 = 1_500;
 
+/// How long the log must keep an event for views that read back `keep` (the longest an
+/// access token lives, plus the leeway): that, plus the look-back of every read.
+pub fn retention(keep: Duration) -> Duration {
+    keep.saturating_add(Duration::from_millis(LOOKBACK_MS.unsigned_abs()))
+}
+
 #[derive(Default)]
 struct Revoked {
     sessions: HashMap<String, i64>,
@@ -56,15 +62,22 @@ impl RevocationView {
         let view = Self {
             store,
             revoked: RwLock::new(Revoked::default()),
-            keep_ms: ms(keep).saturating_add(LOOKBACK_MS),
+            keep_ms: ms(retention(keep)),
             last_read: AtomicI64::new(0),
         };
-        for client_id in view.store.disabled_client_ids().await? {
-            view.apply(RevocationKind::Client, &client_id, 0);
-        }
+        view.read_disabled_clients().await?;
         let now = now_ms();
         view.read_since(now - view.keep_ms, now).await?;
         Ok(view)
+    }
+
+    /// Disabled clients come from the clients table, not the log: their events are cleaned up
+    /// once they are older than the view reads back.
+    async fn read_disabled_clients(&self) -> Result<(), DomainError> {
+        for client_id in self.store.disabled_client_ids().await? {
+            self.apply(RevocationKind::Client, &client_id, 0);
+        }
+        Ok(())
     }
 
     /// Records a revocation made by this instance, effective from the next call on.
@@ -87,6 +100,12 @@ impl RevocationView {
     pub async fn refresh(&self) -> Result<(), DomainError> {
         let now = now_ms();
         let since = self.last_read.load(Ordering::Relaxed).min(now) - LOOKBACK_MS;
+        if since < now - self.keep_ms {
+            // Cut off for longer than the log is kept: a client disabled meanwhile may have
+            // had its event cleaned up already. (Sessions and tokens revoked meanwhile no
+            // longer matter: their tokens have expired.)
+            self.read_disabled_clients().await?;
+        }
         self.read_since(since, now).await?;
         self.forget_before(now - self.keep_ms);
         Ok(())

@@ -2,6 +2,7 @@
 //! Errors leave as [`StoreError`], never as a gRPC status.
 pub mod entity;
 
+mod cleanup;
 mod clients;
 mod connect;
 mod error;
@@ -11,11 +12,12 @@ mod sessions;
 mod throttle;
 mod users;
 
+pub use cleanup::{Cutoffs, Deleted, TableSizes};
 pub use connect::{Backend, connect, migrate};
 pub use error::StoreError;
 pub use revocations::RevocationKind;
 pub use sessions::NewSession;
-pub use throttle::ThrottleCount;
+pub use throttle::{QUIET_MS as THROTTLE_QUIET_MS, ThrottleCount};
 
 use std::sync::Arc;
 

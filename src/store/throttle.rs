@@ -9,7 +9,7 @@ use super::entity::login_throttles::{self, Column};
 use super::{Store, StoreError};
 
 /// A key unused for this long forgets its earlier lockouts.
-const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
+pub const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The counter of one key after an attempt was counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -144,6 +144,7 @@ pub fn test_config(db: &TestDb) -> Config {
         policy: TokenPolicy::default(),
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
+        cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, the real migrations, SQLite by default and
 //! PostgreSQL when TESSERA_TEST_DATABASE_URL is set. One binary, so it links once.
+mod cleanup;
 mod cli;
 mod common;
 mod database_loss;

@@ -1,0 +1,289 @@
+//! Deleting rows that can no longer matter, so that tables stay bounded. Every delete is
+//! idempotent and takes at most a batch of rows per statement: on SQLite each batch is a short
+//! write of its own (other writers get their turn in between), and on PostgreSQL the rows a
+//! concurrent clean-up (another instance) holds are skipped rather than waited for.
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait,
+    sea_query::{
+        Alias, Condition, DeleteStatement, Expr, IntoColumnRef, LockBehavior, LockType, Query,
+    },
+};
+
+use super::entity::{login_throttles, refresh_tokens, revocation_events, revoked_tokens, sessions};
+use super::{Store, StoreError};
+
+/// Up to when each kind of row can go: a row is deleted when its time is at or before the
+/// cut-off (Unix milliseconds). The domain computes them from the token policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Refresh tokens, spent or not, that expired by then.
+    pub refresh_tokens_expired: i64,
+    /// Sessions that ended or expired by then: their refresh tokens first, then the session.
+    pub sessions_over: i64,
+    /// Access tokens revoked on their own whose expiry passed by then.
+    pub revoked_tokens_expired: i64,
+    /// Revocation events stamped before then.
+    pub revocation_events_before: i64,
+    /// Throttle rows last counted by then...
+    pub throttles_idle_since: i64,
+    /// ...whose window started by then...
+    pub throttle_windows_started: i64,
+    /// ...and whose lock, if any, ended by then.
+    pub throttle_locks_ended: i64,
+}
+
+/// How many rows of each kind one clean-up deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+    pub revoked_tokens: u64,
+    pub revocation_events: u64,
+    pub login_throttles: u64,
+}
+
+impl Deleted {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.refresh_tokens
+            + self.sessions
+            + self.revoked_tokens
+            + self.revocation_events
+            + self.login_throttles
+    }
+}
+
+/// Row counts of the tables the clean-up keeps bounded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub revoked_tokens: u64,
+    pub revocation_events: u64,
+    pub login_throttles: u64,
+}
+
+impl Store {
+    /// Deletes every row past its cut-off, `batch` rows per statement, until none is left.
+    /// Safe to run on any number of instances at once.
+    pub async fn delete_expired(
+        &self,
+        cutoffs: &Cutoffs,
+        batch: u64,
+    ) -> Result<Deleted, StoreError> {
+        let batch = std::cmp::Ord::max(batch, 1);
+        let mut refresh_tokens = self
+            .delete_in_batches(
+                refresh_tokens::Entity,
+                refresh_tokens::Column::TokenHash,
+                Condition::all()
+                    .add(refresh_tokens::Column::ExpiresAt.lte(cutoffs.refresh_tokens_expired)),
+                batch,
+            )
+            .await?;
+        // A session that is over needs its refresh tokens no more: they can only be refused.
+        refresh_tokens += self
+            .delete_in_batches(
+                refresh_tokens::Entity,
+                refresh_tokens::Column::TokenHash,
+                Condition::all().add(
+                    refresh_tokens::Column::Sid.in_subquery(over_sessions(cutoffs.sessions_over)),
+                ),
+                batch,
+            )
+            .await?;
+        // Only sessions without refresh tokens: the foreign key would otherwise delete tokens
+        // in the same statement, unbounded by the batch.
+        let tokens_of_session = Query::select()
+            .expr(Expr::val(1))
+            .from(refresh_tokens::Entity)
+            .and_where(
+                Expr::col((refresh_tokens::Entity, refresh_tokens::Column::Sid))
+                    .equals((sessions::Entity, sessions::Column::Sid)),
+            )
+            .to_owned();
+        let sessions = self
+            .delete_in_batches(
+                sessions::Entity,
+                sessions::Column::Sid,
+                Condition::all()
+                    .add(over_condition(cutoffs.sessions_over))
+                    .add(Expr::exists(tokens_of_session).not()),
+                batch,
+            )
+            .await?;
+
+        let revoked_tokens = self
+            .delete_in_batches(
+                revoked_tokens::Entity,
+                revoked_tokens::Column::Jti,
+                Condition::all()
+                    .add(revoked_tokens::Column::ExpiresAt.lte(cutoffs.revoked_tokens_expired)),
+                batch,
+            )
+            .await?;
+        let revocation_events = self
+            .delete_in_batches(
+                revocation_events::Entity,
+                revocation_events::Column::Id,
+                Condition::all()
+                    .add(revocation_events::Column::At.lt(cutoffs.revocation_events_before)),
+                batch,
+            )
+            .await?;
+        use login_throttles::Column as T;
+        let login_throttles = self
+            .delete_in_batches(
+                login_throttles::Entity,
+                T::ThrottleKey,
+                Condition::all()
+                    .add(T::UpdatedAt.lte(cutoffs.throttles_idle_since))
+                    .add(T::WindowStartedAt.lte(cutoffs.throttle_windows_started))
+                    .add(
+                        Condition::any()
+                            .add(T::LockedUntil.is_null())
+                            .add(T::LockedUntil.lte(cutoffs.throttle_locks_ended)),
+                    ),
+                batch,
+            )
+            .await?;
+        Ok(Deleted {
+            refresh_tokens,
+            sessions,
+            revoked_tokens,
+            revocation_events,
+            login_throttles,
+        })
+    }
+
+    /// `DELETE FROM table WHERE pk IN (SELECT pk FROM table WHERE condition LIMIT batch)`,
+    /// again and again until a statement deletes fewer than `batch` rows.
+    async fn delete_in_batches<E, C>(
+        &self,
+        table: E,
+        pk: C,
+        condition: Condition,
+        batch: u64,
+    ) -> Result<u64, StoreError>
+    where
+        E: EntityTrait,
+        C: ColumnTrait + IntoColumnRef + Copy,
+    {
+        let statement = batch_delete(self.db.get_database_backend(), table, pk, condition, batch);
+        let mut total = 0;
+        loop {
+            let deleted = {
+                let _write = self.write_guard().await;
+                self.db.execute(&statement).await?.rows_affected()
+            };
+            total += deleted;
+            if deleted < batch {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Row counts of the tables the clean-up keeps bounded (one `COUNT(*)` each).
+    pub async fn table_sizes(&self) -> Result<TableSizes, StoreError> {
+        Ok(TableSizes {
+            sessions: self.count_rows(sessions::Entity).await?,
+            refresh_tokens: self.count_rows(refresh_tokens::Entity).await?,
+            revoked_tokens: self.count_rows(revoked_tokens::Entity).await?,
+            revocation_events: self.count_rows(revocation_events::Entity).await?,
+            login_throttles: self.count_rows(login_throttles::Entity).await?,
+        })
+    }
+
+    async fn count_rows(&self, table: impl EntityTrait) -> Result<u64, StoreError> {
+        let count = Query::select()
+            .expr_as(
+                Expr::col(sea_orm::sea_query::Asterisk).count(),
+                Alias::new("n"),
+            )
+            .from(table)
+            .to_owned();
+        let row = self.db.query_one(&count).await?;
+        let n: i64 = match row {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// `DELETE FROM table WHERE pk IN (SELECT pk FROM table WHERE condition LIMIT batch)`.
+fn batch_delete<E, C>(
+    backend: DbBackend,
+    table: E,
+    pk: C,
+    condition: Condition,
+    batch: u64,
+) -> DeleteStatement
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoColumnRef + Copy,
+{
+    let mut doomed = Query::select();
+    doomed
+        .column(pk)
+        .from(table)
+        .cond_where(condition)
+        .limit(batch);
+    if backend == DbBackend::Postgres {
+        // Rows another instance is deleting (or a request is updating) are left for later.
+        doomed.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Query::delete()
+        .from_table(table)
+        .and_where(Expr::col(pk).in_subquery(doomed))
+        .to_owned()
+}
+
+/// Sessions that ended, or expired, at or before `cutoff`.
+fn over_condition(cutoff: i64) -> Condition {
+    Condition::any()
+        .add(sessions::Column::EndedAt.lte(cutoff))
+        .add(sessions::Column::ExpiresAt.lte(cutoff))
+}
+
+fn over_sessions(cutoff: i64) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(sessions::Column::Sid)
+        .from(sessions::Entity)
+        .cond_where(over_condition(cutoff))
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+
+    fn revoked_before(backend: DbBackend) -> DeleteStatement {
+        batch_delete(
+            backend,
+            revoked_tokens::Entity,
+            revoked_tokens::Column::Jti,
+            Condition::all().add(revoked_tokens::Column::ExpiresAt.lte(42)),
+            500,
+        )
+    }
+
+    #[test]
+    fn postgres_batches_skip_rows_another_instance_holds() {
+        let sql = revoked_before(DbBackend::Postgres).to_string(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500 FOR UPDATE SKIP LOCKED)"#
+        );
+    }
+
+    #[test]
+    fn sqlite_batches_are_plain_limited_subqueries() {
+        let sql = revoked_before(DbBackend::Sqlite).to_string(SqliteQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500)"#
+        );
+    }
+}

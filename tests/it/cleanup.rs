@@ -1,0 +1,415 @@
+//! The background clean-up: rows past their time go, live ones stay and keep working.
+use std::time::Duration;
+
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Statement};
+use tessera::{
+    config::IntrospectionAuth,
+    domain::{
+        cleanup, clients::disable_client, clock::now_ms, policy::TokenPolicy, random::sha256_hex,
+    },
+    store::{
+        Cutoffs,
+        entity::{login_throttles, refresh_tokens, revocation_events, revoked_tokens, sessions},
+    },
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::common::{TestApp, assert_error, assert_inactive};
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Runs one clean-up as the background job would at `now`.
+async fn clean_up_at(app: &TestApp, now: i64) -> tessera::store::Deleted {
+    cleanup::delete_expired(&app.store, app.tokens.policy(), now)
+        .await
+        .expect("clean-up runs")
+}
+
+async fn insert_session(app: &TestApp, client_id: &str, sid: &str, created_at: i64) {
+    sessions::ActiveModel::from(sessions::Model {
+        sid: sid.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: None,
+        scope: "integ".into(),
+        created_at,
+        expires_at: created_at + 180 * DAY_MS,
+        ended_at: None,
+        end_reason: None,
+    })
+    .insert(app.store.connection())
+    .await
+    .expect("insert session");
+}
+
+async fn end_session_at(app: &TestApp, sid: &str, ended_at: i64) {
+    let db = app.store.connection();
+    let sql = format!(
+        "UPDATE sessions SET ended_at = {ended_at}, end_reason = 'revoked' WHERE sid = '{sid}'"
+    );
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("end session");
+}
+
+async fn insert_refresh_token(
+    app: &TestApp,
+    client_id: &str,
+    sid: &str,
+    hash: &str,
+    expires_at: i64,
+) {
+    refresh_tokens::ActiveModel::from(refresh_tokens::Model {
+        token_hash: hash.to_owned(),
+        sid: sid.to_owned(),
+        client_id: client_id.to_owned(),
+        created_at: expires_at - DAY_MS,
+        expires_at,
+        spent_at: None,
+    })
+    .insert(app.store.connection())
+    .await
+    .expect("insert refresh token");
+}
+
+async fn refresh_token_exists(app: &TestApp, hash: &str) -> bool {
+    app.store
+        .find_refresh_token(hash)
+        .await
+        .expect("read refresh token")
+        .is_some()
+}
+
+async fn session_exists(app: &TestApp, sid: &str) -> bool {
+    app.store
+        .find_session(sid)
+        .await
+        .expect("read session")
+        .is_some()
+}
+
+async fn insert_revocation_event(app: &TestApp, subject: &str, at: i64) {
+    revocation_events::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        kind: sea_orm::ActiveValue::Set("token".into()),
+        subject: sea_orm::ActiveValue::Set(subject.to_owned()),
+        at: sea_orm::ActiveValue::Set(at),
+    }
+    .insert(app.store.connection())
+    .await
+    .expect("insert revocation event");
+}
+
+async fn revocation_events_about(app: &TestApp, subject: &str) -> usize {
+    app.store
+        .revocation_events_since(i64::MIN)
+        .await
+        .expect("read revocation events")
+        .into_iter()
+        .filter(|e| e.subject == subject)
+        .count()
+}
+
+async fn insert_revoked_token(app: &TestApp, client_id: &str, jti: &str, expires_at: i64) {
+    revoked_tokens::ActiveModel::from(revoked_tokens::Model {
+        jti: jti.to_owned(),
+        client_id: client_id.to_owned(),
+        revoked_at: expires_at - HOUR_MS,
+        expires_at,
+    })
+    .insert(app.store.connection())
+    .await
+    .expect("insert revoked token");
+}
+
+async fn revoked_token_exists(app: &TestApp, jti: &str) -> bool {
+    revoked_tokens::Entity::find_by_id(jti.to_owned())
+        .one(app.store.connection())
+        .await
+        .expect("read revoked token")
+        .is_some()
+}
+
+async fn throttle_keys(app: &TestApp) -> Vec<String> {
+    let mut keys: Vec<String> = login_throttles::Entity::find()
+        .all(app.store.connection())
+        .await
+        .expect("read throttles")
+        .into_iter()
+        .map(|t| t.throttle_key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Moves every throttle row's clock back by `ms`, as if that much time had passed.
+async fn age_throttles(app: &TestApp, ms: i64) {
+    let db = app.store.connection();
+    let sql = format!(
+        "UPDATE login_throttles SET updated_at = updated_at - {ms}, \
+         window_started_at = window_started_at - {ms}, locked_until = locked_until - {ms}"
+    );
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("age throttles");
+}
+
+fn retry_after(status: &tonic::Status) -> Duration {
+    status
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo with a delay")
+}
+
+#[tokio::test]
+async fn refresh_tokens_and_sessions_past_their_time_go_and_a_live_session_still_refreshes() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("ada@example.com", "adas-password").await;
+    let first = app
+        .login(&client, "ada@example.com", "adas-password")
+        .await
+        .expect("login");
+    let second = app
+        .refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("refresh");
+    let live_sid = app.introspect(&second.access_token).await.sid;
+    let now = now_ms();
+
+    // An expired token of the live session, and two sessions long over with their tokens
+    // (one still unexpired), and one that ended a moment ago.
+    insert_refresh_token(&app, &client, &live_sid, &"a".repeat(64), now - DAY_MS).await;
+    insert_session(&app, &client, "ended-long-ago", now - 2 * DAY_MS).await;
+    end_session_at(&app, "ended-long-ago", now - DAY_MS).await;
+    insert_refresh_token(
+        &app,
+        &client,
+        "ended-long-ago",
+        &"b".repeat(64),
+        now + DAY_MS,
+    )
+    .await;
+    insert_session(&app, &client, "expired-long-ago", now - 200 * DAY_MS).await;
+    insert_refresh_token(
+        &app,
+        &client,
+        "expired-long-ago",
+        &"c".repeat(64),
+        now - DAY_MS,
+    )
+    .await;
+    insert_session(&app, &client, "ended-just-now", now - HOUR_MS).await;
+    end_session_at(&app, "ended-just-now", now).await;
+    insert_refresh_token(
+        &app,
+        &client,
+        "ended-just-now",
+        &"d".repeat(64),
+        now + DAY_MS,
+    )
+    .await;
+
+    let deleted = clean_up_at(&app, now_ms()).await;
+
+    assert_eq!(deleted.refresh_tokens, 3, "{deleted:?}");
+    assert_eq!(deleted.sessions, 2, "{deleted:?}");
+    for hash in ["a", "b", "c"] {
+        assert!(!refresh_token_exists(&app, &hash.repeat(64)).await);
+    }
+    assert!(!session_exists(&app, "ended-long-ago").await);
+    assert!(!session_exists(&app, "expired-long-ago").await);
+    // Its access tokens may still live: it can still be revoked, so it stays.
+    assert!(session_exists(&app, "ended-just-now").await);
+    assert!(refresh_token_exists(&app, &"d".repeat(64)).await);
+
+    assert!(session_exists(&app, &live_sid).await);
+    let third = app
+        .refresh(&client, "", &second.refresh_token)
+        .await
+        .expect("the live session still refreshes");
+    assert!(app.introspect(&third.access_token).await.active);
+    // Spent tokens are kept until they expire: reuse detection needs them.
+    assert!(refresh_token_exists(&app, &sha256_hex(&first.refresh_token)).await);
+}
+
+#[tokio::test]
+async fn a_revoked_token_stays_inactive_after_its_revocation_rows_are_cleaned_up() {
+    let app = TestApp::spawn_with(|config| {
+        config.policy = TokenPolicy {
+            access_token_ttl: Duration::from_secs(1),
+            trusted_token_ttl: Duration::from_secs(1),
+            clock_leeway: Duration::ZERO,
+            ..TokenPolicy::default()
+        };
+        config.introspection_auth = IntrospectionAuth::None;
+    })
+    .await;
+    let client = app.marketplace_client().await;
+    let token = app.anonymous_token(&client).await;
+    let claims = app.introspect_as(None, &token).await.expect("introspect");
+    assert!(claims.active);
+    app.client()
+        .await
+        .revoke_token(tessera::grpc::pb::RevokeTokenRequest {
+            token: token.clone(),
+            client_id: client.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("revoke");
+    assert!(revoked_token_exists(&app, &claims.jti).await);
+    assert_eq!(revocation_events_about(&app, &claims.jti).await, 1);
+
+    // Once the token has expired, and the view's look-back has passed, its rows go.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let later = now_ms() + 60_000;
+    let deleted = clean_up_at(&app, later).await;
+    assert_eq!(deleted.revoked_tokens, 1, "{deleted:?}");
+    assert!(deleted.revocation_events >= 1, "{deleted:?}");
+    assert!(!revoked_token_exists(&app, &claims.jti).await);
+    assert_eq!(revocation_events_about(&app, &claims.jti).await, 0);
+
+    assert_inactive(&app.introspect_as(None, &token).await.expect("introspect"));
+    let sibling = app.sibling().await;
+    assert_inactive(
+        &sibling
+            .introspect_as(None, &token)
+            .await
+            .expect("introspect"),
+    );
+}
+
+#[tokio::test]
+async fn revocation_rows_stay_while_the_tokens_they_cover_may_live() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let now = now_ms();
+    insert_revoked_token(&app, &client, "expired-jti", now - HOUR_MS).await;
+    insert_revoked_token(&app, &client, "live-jti", now + 5 * 60_000).await;
+    insert_revocation_event(&app, "old-event", now - DAY_MS).await;
+    insert_revocation_event(&app, "recent-event", now - 60_000).await;
+
+    let deleted = clean_up_at(&app, now_ms()).await;
+
+    assert_eq!(deleted.revoked_tokens, 1, "{deleted:?}");
+    assert_eq!(deleted.revocation_events, 1, "{deleted:?}");
+    assert!(!revoked_token_exists(&app, "expired-jti").await);
+    assert!(revoked_token_exists(&app, "live-jti").await);
+    assert_eq!(revocation_events_about(&app, "old-event").await, 0);
+    assert_eq!(revocation_events_about(&app, "recent-event").await, 1);
+}
+
+#[tokio::test]
+async fn a_disabled_clients_tokens_stay_inactive_on_a_new_instance_after_its_event_is_cleaned_up() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let token = app.anonymous_token(&client).await;
+    assert!(disable_client(&app.store, &client).await.expect("disable"));
+    assert_eq!(revocation_events_about(&app, &client).await, 1);
+    app.assert_inactive_within_a_second(&token).await;
+
+    clean_up_at(&app, now_ms() + DAY_MS).await;
+    assert_eq!(revocation_events_about(&app, &client).await, 0);
+
+    let sibling = app.sibling().await;
+    assert_inactive(&sibling.introspect(&token).await);
+    assert_inactive(&app.introspect(&token).await);
+}
+
+#[tokio::test]
+async fn throttling_still_locks_after_old_counters_are_cleaned_up() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    app.user("mia@example.com", "mias-password").await;
+    let fail = |times: usize| {
+        let (app, client) = (&app, &client);
+        async move {
+            for _ in 0..times {
+                assert_error(
+                    app.login(client, "mia@example.com", "wrong-password").await,
+                    Code::Unauthenticated,
+                    "invalid_grant",
+                );
+            }
+        }
+    };
+
+    // Locked once, then quiet for two days: the counter goes, and starts over.
+    fail(5).await;
+    assert_error(
+        app.login(&client, "mia@example.com", "mias-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 0);
+    age_throttles(&app, 2 * DAY_MS).await;
+    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 1);
+    assert!(throttle_keys(&app).await.is_empty());
+
+    fail(5).await;
+    let first_lock = assert_error(
+        app.login(&client, "mia@example.com", "mias-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert!(retry_after(&first_lock) <= Duration::from_secs(15 * 60));
+
+    // Locked again an hour later: the earlier lockout still counts, so the counter stays
+    // through a clean-up and the next lock is longer.
+    age_throttles(&app, HOUR_MS).await;
+    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 0);
+    assert_eq!(throttle_keys(&app).await, ["user:mia@example.com"]);
+    fail(5).await;
+    let second_lock = assert_error(
+        app.login(&client, "mia@example.com", "mias-password").await,
+        Code::ResourceExhausted,
+        "slow_down",
+    );
+    assert!(retry_after(&second_lock) > Duration::from_secs(20 * 60));
+}
+
+#[tokio::test]
+async fn deletes_go_in_batches_until_nothing_is_left() {
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let now = now_ms();
+    for i in 0..20 {
+        insert_revoked_token(&app, &client, &format!("jti-{i}"), now - HOUR_MS).await;
+    }
+    let all = Cutoffs {
+        refresh_tokens_expired: i64::MIN,
+        sessions_over: i64::MIN,
+        revoked_tokens_expired: now,
+        revocation_events_before: i64::MIN,
+        throttles_idle_since: i64::MIN,
+        throttle_windows_started: i64::MIN,
+        throttle_locks_ended: i64::MIN,
+    };
+    let deleted = app.store.delete_expired(&all, 7).await.expect("clean-up");
+    assert_eq!(deleted.revoked_tokens, 20);
+    assert_eq!(deleted.total(), 20);
+    assert_eq!(
+        app.store.table_sizes().await.expect("sizes").revoked_tokens,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_background_job_deletes_expired_rows_on_its_own() {
+    let app = TestApp::spawn_with(|config| {
+        config.cleanup_interval = Duration::from_millis(50);
+    })
+    .await;
+    let client = app.marketplace_client().await;
+    insert_revoked_token(&app, &client, "expired-jti", now_ms() - HOUR_MS).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while revoked_token_exists(&app, "expired-jti").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired row is still there 10 s later"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
