@@ -74,10 +74,17 @@ enum Scenario {
     Refresh,
     /// The weighted mix of MIX.
     Mixed,
+    /// IntrospectToken (hot) from most slots while LOGIN_SLOTS slots log in without pause,
+    /// keeping the hashing pool saturated: the latency shown is introspection's alone.
+    IntrospectUnderLogins,
 }
 
+/// Slots that log in, again and again, in introspect-under-logins: four times the hashing
+/// threads of a 2-core machine, so the pool never idles.
+const LOGIN_SLOTS: usize = 8;
+
 impl Scenario {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Health,
         Self::IntrospectHot,
         Self::IntrospectDistinct,
@@ -86,6 +93,7 @@ impl Scenario {
         Self::Password,
         Self::Refresh,
         Self::Mixed,
+        Self::IntrospectUnderLogins,
     ];
 
     fn name(self) -> &'static str {
@@ -98,6 +106,7 @@ impl Scenario {
             Self::Password => "password",
             Self::Refresh => "refresh",
             Self::Mixed => "mixed",
+            Self::IntrospectUnderLogins => "introspect-under-logins",
         }
     }
 
@@ -111,7 +120,7 @@ impl Scenario {
             Self::IssueIntegration => Op::IssueIntegration,
             Self::Password => Op::Password,
             Self::Refresh => Op::Refresh,
-            Self::Mixed => return None,
+            Self::Mixed | Self::IntrospectUnderLogins => return None,
         })
     }
 
@@ -120,7 +129,10 @@ impl Scenario {
     }
 
     fn needs_users(self) -> bool {
-        matches!(self, Self::Password | Self::Refresh | Self::Mixed)
+        matches!(
+            self,
+            Self::Password | Self::Refresh | Self::Mixed | Self::IntrospectUnderLogins
+        )
     }
 
     fn needs_sessions(self) -> bool {
@@ -1021,6 +1033,9 @@ struct SlotStats {
     /// Latency of every request completed in the window, in nanoseconds.
     latencies: Vec<u64>,
     errors: BTreeMap<String, u64>,
+    /// introspect-under-logins: logins that succeeded in the window, and their latencies.
+    logins_ok: u64,
+    login_latencies: Vec<u64>,
 }
 
 async fn run_scenario(
@@ -1100,6 +1115,13 @@ async fn run_scenario(
             loop {
                 let op = match scenario.op() {
                     Some(op) => op,
+                    None if scenario == Scenario::IntrospectUnderLogins => {
+                        if slot.index < LOGIN_SLOTS {
+                            Op::Password
+                        } else {
+                            Op::IntrospectHot
+                        }
+                    }
                     None => slot.next_mixed(),
                 };
                 if op == Op::Refresh && slot.refresh_token.is_none() {
@@ -1125,15 +1147,29 @@ async fn run_scenario(
                 if done < start || done > end {
                     continue;
                 }
+                let latency = u64::try_from((done - begun).as_nanos()).unwrap_or(u64::MAX);
+                if scenario == Scenario::IntrospectUnderLogins && op == Op::Password {
+                    match outcome {
+                        Ok(()) => {
+                            stats.logins_ok += 1;
+                            stats.login_latencies.push(latency);
+                        }
+                        Err(key) => {
+                            *stats.errors.entry(format!("password:{key}")).or_default() += 1
+                        }
+                    }
+                    continue;
+                }
                 stats
                     .latencies
                     .push(u64::try_from((done - begun).as_nanos()).unwrap_or(u64::MAX));
                 if let Err(key) = outcome {
-                    let key = if scenario == Scenario::Mixed {
-                        format!("{}:{key}", op.name())
-                    } else {
-                        key
-                    };
+                    let key =
+                        if matches!(scenario, Scenario::Mixed | Scenario::IntrospectUnderLogins) {
+                            format!("{}:{key}", op.name())
+                        } else {
+                            key
+                        };
                     *stats.errors.entry(key).or_default() += 1;
                 }
             }
@@ -1142,15 +1178,29 @@ async fn run_scenario(
     }
     let mut latencies = Vec::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut logins_ok, mut login_latencies) = (0, Vec::new());
     while let Some(joined) = tasks.join_next().await {
         let stats = joined.context("a load task failed")?;
         latencies.extend(stats.latencies);
+        logins_ok += stats.logins_ok;
+        login_latencies.extend(stats.login_latencies);
         for (key, n) in stats.errors {
             *errors.entry(key).or_default() += n;
         }
     }
     latencies.sort_unstable();
+    login_latencies.sort_unstable();
     let ms = |ns: u64| ns as f64 / 1e6;
+    let note = (scenario == Scenario::IntrospectUnderLogins).then(|| {
+        format!(
+            "{}: {LOGIN_SLOTS} slots logging in: {:.1} OK logins/s (p50 {} ms, p99 {} ms); the other {} slots introspect, and the row's latencies are theirs",
+            scenario.name(),
+            logins_ok as f64 / args.duration.as_secs_f64(),
+            sig3(ms(percentile(&login_latencies, 0.50))),
+            sig3(ms(percentile(&login_latencies, 0.99))),
+            args.concurrency.saturating_sub(LOGIN_SLOTS),
+        )
+    });
     Ok(ScenarioResult {
         name: scenario.name(),
         requests: latencies.len() as u64,
@@ -1161,6 +1211,7 @@ async fn run_scenario(
         errors,
         rss_kib_before,
         rss_kib: None,
+        note,
     })
 }
 
@@ -1197,6 +1248,8 @@ struct ScenarioResult {
     /// VmRSS once the scenario's own setup (users) is done, and after its window.
     rss_kib_before: Option<u64>,
     rss_kib: Option<u64>,
+    /// A line of its own under the table.
+    note: Option<String>,
 }
 
 impl ScenarioResult {
@@ -1313,6 +1366,9 @@ impl Report<'_> {
                 },
                 r.error_summary()
             );
+        }
+        for note in self.results.iter().filter_map(|r| r.note.as_ref()) {
+            println!("{note}");
         }
     }
 
