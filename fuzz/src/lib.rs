@@ -387,13 +387,56 @@ pub fn check<T: std::fmt::Debug>(result: &Result<tonic::Response<T>, Status>, se
         ),
         _ => {}
     }
+    // Tessera's own wording may contain what a fuzzed "secret" happens to be (a subject token
+    // of `urn:ietf:params:oauth:token-type:access_token`): only what is left once every fixed
+    // phrase is taken out could be an echo.
+    let residue = MESSAGE_PHRASES
+        .iter()
+        .fold(status.message().to_owned(), |m, phrase| {
+            m.replace(phrase, "\u{0}")
+        });
     for secret in secrets.iter().filter(|s| s.len() >= 12) {
         assert!(
-            !status.message().contains(secret),
+            !residue.contains(secret),
             "the status echoes a secret: {status:?}"
         );
     }
 }
+
+/// Every fixed phrase of Tessera's status messages, longest first.
+const MESSAGE_PHRASES: &[&str] = &[
+    "introspection requires `authorization: Bearer <access token of an integration client>`",
+    "one of client_credentials, password, token_exchange, refresh_token is required",
+    "introspection requires an active access token of an integration client",
+    "must be empty or urn:ietf:params:oauth:token-type:access_token",
+    "the requested scope is wider than the grant allows",
+    "the service is temporarily unavailable; retry later",
+    "must not contain control characters",
+    "token_exchange.subject_token_type",
+    "the token belongs to another client",
+    "this client may not use this grant",
+    "the grant is invalid, expired or revoked",
+    "too many attempts; retry later",
+    "must be a client id (a UUID)",
+    "token_exchange.subject_token",
+    "refresh_token.refresh_token",
+    "client authentication failed",
+    "must be at most 128 characters",
+    "must be at most 4096 bytes",
+    "must be at most 1024 bytes",
+    "must be at most 320 bytes",
+    "must be at most 256 bytes",
+    "invalid request: ",
+    "password.username",
+    "password.password",
+    "client_secret",
+    "client_id",
+    "is required",
+    "internal error",
+    "scope",
+    "grant",
+    "token",
+];
 
 /// RFC 7662: an inactive answer says nothing else.
 pub fn check_introspection(result: &Result<tonic::Response<pb::IntrospectTokenResponse>, Status>) {
