@@ -43,44 +43,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, opens the key ring and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let master = resolve_master_key(config.master_key.as_ref(), &config.database_url)?;
-        let db = store::connect(&config.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}",
-                    redact_url(&config.database_url)
-                )
-            })?;
-        store::migrate(&db)
-            .await
-            .context("cannot apply migrations")?;
-        let store = Store::new(db);
-        let keys = KeyRing::open(
-            store.clone(),
-            master,
-            config.policy.key_verification_window(),
-        )
-        .await
-        .context("cannot open the signing keys")?;
-        let hasher =
-            HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
-        let revoked = RevocationView::load(store.clone(), config.policy.key_verification_window())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
-        // Made now, so that the first unknown username does not pay for it (or need a second
-        // place in the hashing pool while holding one).
-        hasher
-            .dummy_hash()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot make the dummy hash: {e}"))?;
-        let tokens = Arc::new(TokenService::new(
-            store.clone(),
-            keys,
-            hasher,
-            config.policy.clone(),
-            revoked,
-        ));
+        let (store, tokens) = build_token_service(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -188,6 +151,53 @@ impl Application {
         cleaner.abort();
         result.context("server failed")
     }
+}
+
+/// Everything an instance serves with, short of a listener: connects, migrates, opens the
+/// key ring and the revocation view, and returns the store with the token service over it.
+/// [`Application::build`] binds on top of this; in-process callers (the fuzz targets) wrap
+/// the service in [`AuthServiceImpl`] and call the handlers directly. Nothing follows key
+/// rotations or revocations made elsewhere unless the caller refreshes them.
+pub async fn build_token_service(config: &Config) -> anyhow::Result<(Store, Arc<TokenService>)> {
+    let master = resolve_master_key(config.master_key.as_ref(), &config.database_url)?;
+    let db = store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                redact_url(&config.database_url)
+            )
+        })?;
+    store::migrate(&db)
+        .await
+        .context("cannot apply migrations")?;
+    let store = Store::new(db);
+    let keys = KeyRing::open(
+        store.clone(),
+        master,
+        config.policy.key_verification_window(),
+    )
+    .await
+    .context("cannot open the signing keys")?;
+    let hasher =
+        HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
+    let revoked = RevocationView::load(store.clone(), config.policy.key_verification_window())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
+    // Made now, so that the first unknown username does not pay for it (or need a second
+    // place in the hashing pool while holding one).
+    hasher
+        .dummy_hash()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot make the dummy hash: {e}"))?;
+    let tokens = Arc::new(TokenService::new(
+        store.clone(),
+        keys,
+        hasher,
+        config.policy.clone(),
+        revoked,
+    ));
+    Ok((store, tokens))
 }
 
 /// Reads revocations made by other instances and the CLI into this instance's view.
