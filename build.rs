@@ -14,5 +14,8 @@ fn main() -> io::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // A request that does not decode is the caller's fault: INVALID_ARGUMENT with the
+        // ErrorInfo every Tessera error carries, not tonic's bare INTERNAL.
+        .codec_path("crate::grpc::codec::ReasonedCodec")
         .compile_fds(fds)
 }

@@ -1,5 +1,6 @@
 //! The gRPC edge: proto <-> domain translation, and the one place that builds a `Status`.
 pub mod auth_service;
+pub mod codec;
 pub mod health;
 pub mod request;
 pub mod status;

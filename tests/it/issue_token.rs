@@ -411,3 +411,30 @@ async fn a_marketplace_client_disabled_on_another_instance_stops_getting_anonymo
         }
     }
 }
+
+/// A message whose field 1 is a number where IssueTokenRequest has a string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAnIssueTokenRequest {
+    #[prost(uint64, tag = "1")]
+    client_id: u64,
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_valid_protobuf_is_invalid_request_not_internal() {
+    let app = TestApp::spawn().await;
+    let mut grpc = tonic::client::Grpc::new(app.channel());
+    grpc.ready().await.expect("ready");
+    let codec =
+        tonic_prost::ProstCodec::<NotAnIssueTokenRequest, pb::IssueTokenResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/tessera.auth.v1.AuthService/IssueToken",
+    );
+    let result = grpc
+        .unary(
+            tonic::Request::new(NotAnIssueTokenRequest { client_id: 7 }),
+            path,
+            codec,
+        )
+        .await;
+    assert_error(result, Code::InvalidArgument, "invalid_request");
+}
