@@ -221,10 +221,16 @@ struct Args {
     /// its tables reach their steady size within about 2.5 minutes.
     #[arg(long, value_parser = humantime::parse_duration)]
     soak: Option<Duration>,
-    /// Soak: RSS growth is measured from the first samples from this point on (mean of three)
-    /// to the last three. Default: 2m, or half the soak if that is shorter.
+    /// Soak: RSS growth is measured on the samples from this point on, as the peak of their
+    /// second half over the peak of their first half. Default: 2m, or half the soak if that is
+    /// shorter.
     #[arg(long, value_parser = humantime::parse_duration)]
     soak_warmup: Option<Duration>,
+    /// Soak: the RSS growth, in percent, at which the soak fails. Growth means something only
+    /// once the tables have reached their steady size (about 2.5 minutes in): a shorter soak,
+    /// such as CI's, checks errors and passes a high limit here.
+    #[arg(long, default_value_t = 10.0)]
+    soak_max_rss_growth: f64,
     /// Soak: how often req/s, VmRSS and table sizes are sampled (one line each).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     sample_every: Duration,

@@ -1,7 +1,7 @@
 //! `--soak DURATION`: a mixed load that should produce no error by design, run for a long
 //! time, sampling throughput, VmRSS and table sizes every `--sample-every`. It fails (non-zero
 //! exit) when the error rate reaches 0.1%, or when VmRSS grows 10% after `--soak-warmup`: the
-//! mean of the last three samples against the mean of the first three from the warm-up on.
+//! peak of the second half of the samples from the warm-up on against the peak of the first.
 //!
 //! Unlike `mixed`, the soak never oversubscribes the server's hashing pool: logins go through
 //! a gate of [`LOGIN_SLOTS`]. Every slot holds a user session that it refreshes, and logs out
@@ -43,10 +43,6 @@ pub const LOGIN_SLOTS: usize = 1;
 pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(10);
 /// Error rate at which the soak fails.
 const MAX_ERROR_RATE: f64 = 0.001;
-/// RSS growth over the baseline at which the soak fails.
-const MAX_RSS_GROWTH: f64 = 0.10;
-/// Samples averaged at each end of the RSS comparison.
-const SMOOTHING: usize = 3;
 /// Fresh anonymous tokens kept for introspection.
 const RECENT_TOKENS: usize = 4096;
 
@@ -626,7 +622,8 @@ pub async fn run(
     renewer.abort();
 
     let rows_at_end = table_sizes(store).await;
-    let summary = Summary::of(&samples, &shared.tally, warmup, length);
+    let max_rss_growth = args.soak_max_rss_growth / 100.0;
+    let summary = Summary::of(&samples, &shared.tally, warmup, length, max_rss_growth);
     summary.print(rows_at_start.as_ref(), rows_at_end.as_ref(), args.json);
     if args.json {
         let json = json!({
@@ -641,8 +638,8 @@ pub async fn run(
             "rss_kib_first_after_warmup": summary.first_kib,
             "rss_kib_max_after_warmup": summary.max_kib,
             "rss_kib_last": summary.last_kib,
-            "rss_kib_mean_first": summary.baseline_mean,
-            "rss_kib_mean_last": summary.end_mean,
+            "rss_kib_peak_first_half": summary.baseline_peak,
+            "rss_kib_peak_second_half": summary.end_peak,
             "rss_growth": summary.growth,
             "rows_at_start": rows_json(rows_at_start.as_ref()),
             "rows_at_end": rows_json(rows_at_end.as_ref()),
@@ -674,14 +671,20 @@ struct Summary {
     first_kib: Option<u64>,
     max_kib: Option<u64>,
     last_kib: Option<u64>,
-    baseline_mean: Option<f64>,
-    end_mean: Option<f64>,
+    baseline_peak: Option<f64>,
+    end_peak: Option<f64>,
     growth: Option<f64>,
     failures: Vec<String>,
 }
 
 impl Summary {
-    fn of(samples: &[Sample], tally: &Tally, warmup: Duration, length: Duration) -> Self {
+    fn of(
+        samples: &[Sample],
+        tally: &Tally,
+        warmup: Duration,
+        length: Duration,
+        max_rss_growth: f64,
+    ) -> Self {
         let requests = tally.requests.load(Ordering::Relaxed);
         let errors = tally.errors.load(Ordering::Relaxed);
         let error_rate = if requests == 0 {
@@ -689,29 +692,29 @@ impl Summary {
         } else {
             errors as f64 / requests as f64
         };
-        // VmRSS swings by up to a fifth from one sample to the next with no trend (the
-        // allocator gives pages back and takes them again), so growth compares means: of the
-        // first SMOOTHING samples from the warm-up on, and of the last SMOOTHING samples.
+        // VmRSS swings by up to a third from one sample to the next with no trend (the
+        // allocator gives pages back and takes them again), so that two samples, or two means
+        // of a few, differ by chance. Growth compares peaks: of the first half of the samples
+        // from the warm-up on, and of the second half. Memory that keeps growing raises the
+        // second peak; memory that swings within a bound does not.
         let after: Vec<(Duration, u64)> = samples
             .iter()
             .filter(|s| s.at >= warmup)
             .filter_map(|s| Some((s.at, s.rss_kib?)))
             .collect();
-        let mean = |window: &[(Duration, u64)]| {
-            (!window.is_empty())
-                .then(|| window.iter().map(|(_, k)| *k as f64).sum::<f64>() / window.len() as f64)
-        };
+        let peak =
+            |window: &[(Duration, u64)]| window.iter().map(|(_, k)| *k as f64).reduce(f64::max);
         let baseline_at = after.first().map(|(at, _)| *at);
         let first_kib = after.first().map(|(_, k)| *k);
         let max_kib = after.iter().map(|(_, k)| *k).max();
         let last_kib = after.last().map(|(_, k)| *k);
-        let (baseline_mean, end_mean) = if after.len() >= 2 {
-            let n = SMOOTHING.min(after.len() / 2);
-            (mean(&after[..n]), mean(&after[after.len() - n..]))
+        let (baseline_peak, end_peak) = if after.len() >= 2 {
+            let half = after.len() / 2;
+            (peak(&after[..half]), peak(&after[half..]))
         } else {
             (None, None)
         };
-        let growth = match (baseline_mean, end_mean) {
+        let growth = match (baseline_peak, end_peak) {
             (Some(base), Some(end)) if base > 0.0 => Some((end - base) / base),
             _ => None,
         };
@@ -726,10 +729,10 @@ impl Summary {
             ));
         }
         match growth {
-            Some(g) if g >= MAX_RSS_GROWTH => failures.push(format!(
+            Some(g) if g >= max_rss_growth => failures.push(format!(
                 "RSS grew {:.1}% after warm-up (limit {:.0}%)",
                 g * 100.0,
-                MAX_RSS_GROWTH * 100.0
+                max_rss_growth * 100.0
             )),
             Some(_) => {}
             None => failures.push(format!(
@@ -747,8 +750,8 @@ impl Summary {
             first_kib,
             max_kib,
             last_kib,
-            baseline_mean,
-            end_mean,
+            baseline_peak,
+            end_peak,
             growth,
             failures,
         }
@@ -775,16 +778,15 @@ impl Summary {
                 }
             ),
             format!(
-                "RSS (server + load generator) from {}s on: first {} MiB, max {} MiB, last {} MiB; mean of the first {n} samples {} MiB -> of the last {n} {} MiB: growth {}",
+                "RSS (server + load generator) from {}s on: first {} MiB, max {} MiB, last {} MiB; peak of the first half of the samples {} MiB -> of the second half {} MiB: growth {}",
                 self.baseline_at.map_or(0, |d| d.as_secs()),
                 mib(self.first_kib),
                 mib(self.max_kib),
                 mib(self.last_kib),
-                mean_mib(self.baseline_mean),
-                mean_mib(self.end_mean),
+                mean_mib(self.baseline_peak),
+                mean_mib(self.end_peak),
                 self.growth
                     .map_or_else(|| "n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
-                n = SMOOTHING,
             ),
             format!("rows at start: {}", rows_text(start)),
             format!("rows at end:   {}", rows_text(end)),
