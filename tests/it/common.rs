@@ -306,21 +306,7 @@ impl TestApp {
         bearer: Option<&str>,
         token: &str,
     ) -> Result<pb::IntrospectTokenResponse, Status> {
-        let mut request = Request::new(pb::IntrospectTokenRequest {
-            token: token.to_owned(),
-            token_type_hint: 0,
-        });
-        if let Some(bearer) = bearer {
-            request.metadata_mut().insert(
-                "authorization",
-                format!("Bearer {bearer}").parse().expect("header"),
-            );
-        }
-        self.client()
-            .await
-            .introspect_token(request)
-            .await
-            .map(|r| r.into_inner())
+        introspect_on(&self.channel, bearer, token).await
     }
 
     /// Introspects as this app's integration caller (made on first use).
@@ -535,4 +521,36 @@ pub fn reason_of(status: &Status) -> String {
         .get_details_error_info()
         .map(|info| info.reason)
         .unwrap_or_default()
+}
+
+/// IntrospectToken on any channel, as the holder of `bearer` (or as nobody).
+pub async fn introspect_on(
+    channel: &Channel,
+    bearer: Option<&str>,
+    token: &str,
+) -> Result<pb::IntrospectTokenResponse, Status> {
+    let mut request = Request::new(pb::IntrospectTokenRequest {
+        token: token.to_owned(),
+        token_type_hint: 0,
+    });
+    if let Some(bearer) = bearer {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {bearer}").parse().expect("header"),
+        );
+    }
+    AuthServiceClient::new(channel.clone())
+        .introspect_token(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A RevokeToken request.
+pub fn revoke_request(client_id: &str, secret: &str, token: &str) -> pb::RevokeTokenRequest {
+    pb::RevokeTokenRequest {
+        token: token.into(),
+        token_type_hint: 0,
+        client_id: client_id.into(),
+        client_secret: secret.into(),
+    }
 }

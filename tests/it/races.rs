@@ -3,20 +3,12 @@
 //! file) without `database is locked` ever reaching a caller.
 use std::sync::Arc;
 
-use tessera::grpc::pb;
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use crate::common::{TestApp, assert_inactive, client_credentials, reason_of, refresh_grant};
-
-fn revoke(client_id: &str, secret: &str, token: &str) -> pb::RevokeTokenRequest {
-    pb::RevokeTokenRequest {
-        token: token.into(),
-        token_type_hint: 0,
-        client_id: client_id.into(),
-        client_secret: secret.into(),
-    }
-}
+use crate::common::{
+    TestApp, assert_inactive, client_credentials, reason_of, refresh_grant, revoke_request,
+};
 
 /// Rounds of the refresh-versus-revoke race; `TESSERA_RACE_ROUNDS` overrides.
 fn rounds() -> usize {
@@ -46,7 +38,7 @@ async fn whenever_revoke_returns_ok_no_token_of_the_session_is_active_afterwards
         let (mut a, mut b) = (app.client().await, app.client().await);
         let (refreshed, revoked) = tokio::join!(
             a.issue_token(refresh_grant(&id, &secret, &login.refresh_token)),
-            b.revoke_token(revoke(&id, &secret, revoked_by)),
+            b.revoke_token(revoke_request(&id, &secret, revoked_by)),
         );
         let revoked = revoked.expect("revocation of one's own token always succeeds");
         drop(revoked);
@@ -122,7 +114,11 @@ async fn logins_and_revocations_on_two_instances_of_one_database_never_see_datab
                 if let Err(status) = instance
                     .client()
                     .await
-                    .revoke_token(revoke(client, client_secret, &session.refresh_token))
+                    .revoke_token(revoke_request(
+                        client,
+                        client_secret,
+                        &session.refresh_token,
+                    ))
                     .await
                 {
                     failures.push(status);

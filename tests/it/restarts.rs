@@ -14,13 +14,14 @@ use tessera::{
     store::{self, Store},
 };
 use tokio_stream::StreamExt;
-use tonic::{Request, transport::Channel};
+
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 use crate::common::{
-    ServeProcess, TestDb, client_credentials, password_grant, refresh_grant, test_config,
+    ServeProcess, TestDb, client_credentials, introspect_on, password_grant, refresh_grant,
+    test_config,
 };
 
 /// What a test registers behind the running process's back, through the library.
@@ -68,25 +69,6 @@ fn master_key(db: &TestDb) -> String {
         .master_key
         .map(|k| k.expose_secret().to_owned())
         .unwrap_or_default()
-}
-
-async fn introspect(
-    channel: Channel,
-    bearer: &str,
-    token: &str,
-) -> Result<pb::IntrospectTokenResponse, tonic::Status> {
-    let mut request = Request::new(pb::IntrospectTokenRequest {
-        token: token.to_owned(),
-        token_type_hint: 0,
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {bearer}").parse().expect("header"),
-    );
-    AuthServiceClient::new(channel)
-        .introspect_token(request)
-        .await
-        .map(|r| r.into_inner())
 }
 
 fn send_sigterm(server: &ServeProcess) {
@@ -217,13 +199,13 @@ async fn after_kill_9_and_a_restart_every_earlier_token_and_session_is_still_goo
         &user.access_token,
         &user.refresh_token,
     ] {
-        let info = introspect(channel.clone(), &bearer, token)
+        let info = introspect_on(&channel, Some(&bearer), token)
             .await
             .expect("introspect");
         assert!(info.active, "a token did not survive the restart");
     }
     for token in [&ended.access_token, &ended.refresh_token] {
-        let info = introspect(channel.clone(), &bearer, token)
+        let info = introspect_on(&channel, Some(&bearer), token)
             .await
             .expect("introspect");
         assert!(!info.active, "a revocation did not survive the restart");

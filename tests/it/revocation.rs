@@ -4,16 +4,7 @@ use tonic::Code;
 
 use tessera::grpc::pb;
 
-use crate::common::{TestApp, assert_error, assert_inactive};
-
-fn revoke(client_id: &str, secret: &str, token: &str) -> pb::RevokeTokenRequest {
-    pb::RevokeTokenRequest {
-        token: token.into(),
-        token_type_hint: 0,
-        client_id: client_id.into(),
-        client_secret: secret.into(),
-    }
-}
+use crate::common::{TestApp, assert_error, assert_inactive, revoke_request};
 
 #[tokio::test]
 async fn revoking_an_integration_access_token_ends_its_session() {
@@ -21,7 +12,7 @@ async fn revoking_an_integration_access_token_ends_its_session() {
     let (id, secret, r) = app.integration_login().await;
     app.client()
         .await
-        .revoke_token(revoke(&id, &secret, &r.access_token))
+        .revoke_token(revoke_request(&id, &secret, &r.access_token))
         .await
         .expect("revoke");
     assert_inactive(&app.introspect(&r.access_token).await);
@@ -34,7 +25,7 @@ async fn revoking_a_refresh_token_ends_its_session() {
     let (id, secret, r) = app.integration_login().await;
     app.client()
         .await
-        .revoke_token(revoke(&id, &secret, &r.refresh_token))
+        .revoke_token(revoke_request(&id, &secret, &r.refresh_token))
         .await
         .expect("revoke");
     assert_inactive(&app.introspect(&r.access_token).await);
@@ -48,7 +39,7 @@ async fn revoking_an_anonymous_token_revokes_it_alone() {
     let second = app.anonymous_token(&id).await;
     app.client()
         .await
-        .revoke_token(revoke(&id, "", &first))
+        .revoke_token(revoke_request(&id, "", &first))
         .await
         .expect("revoke");
     assert_inactive(&app.introspect(&first).await);
@@ -56,7 +47,7 @@ async fn revoking_an_anonymous_token_revokes_it_alone() {
     // Revoking again is harmless.
     app.client()
         .await
-        .revoke_token(revoke(&id, "", &first))
+        .revoke_token(revoke_request(&id, "", &first))
         .await
         .expect("revoke again");
 }
@@ -68,7 +59,7 @@ async fn unknown_and_invalid_tokens_revoke_ok() {
     for token in ["garbage", "v4.public.abc", &"A".repeat(43)] {
         app.client()
             .await
-            .revoke_token(revoke(&id, "", token))
+            .revoke_token(revoke_request(&id, "", token))
             .await
             .expect("OK per RFC 7009");
     }
@@ -83,7 +74,7 @@ async fn another_clients_token_is_refused_and_stays_active() {
     assert_error(
         app.client()
             .await
-            .revoke_token(revoke(&id, &secret, &anonymous))
+            .revoke_token(revoke_request(&id, &secret, &anonymous))
             .await,
         Code::PermissionDenied,
         "unauthorized_client",
@@ -91,7 +82,7 @@ async fn another_clients_token_is_refused_and_stays_active() {
     assert_error(
         app.client()
             .await
-            .revoke_token(revoke(&other, "", &r.refresh_token))
+            .revoke_token(revoke_request(&other, "", &r.refresh_token))
             .await,
         Code::PermissionDenied,
         "unauthorized_client",
@@ -101,13 +92,13 @@ async fn another_clients_token_is_refused_and_stays_active() {
 }
 
 #[tokio::test]
-async fn an_integration_client_must_authenticate_to_revoke() {
+async fn an_integration_client_must_authenticate_to_revoke_request() {
     let app = TestApp::spawn().await;
     let (id, _secret, r) = app.integration_login().await;
     assert_error(
         app.client()
             .await
-            .revoke_token(revoke(&id, "", &r.access_token))
+            .revoke_token(revoke_request(&id, "", &r.access_token))
             .await,
         Code::Unauthenticated,
         "invalid_client",
@@ -119,7 +110,7 @@ async fn an_integration_client_must_authenticate_to_revoke() {
 async fn the_token_type_hint_is_only_a_hint() {
     let app = TestApp::spawn().await;
     let (id, secret, r) = app.integration_login().await;
-    let mut request = revoke(&id, &secret, &r.access_token);
+    let mut request = revoke_request(&id, &secret, &r.access_token);
     request.token_type_hint = pb::TokenTypeHint::RefreshToken as i32;
     app.client()
         .await
@@ -129,7 +120,7 @@ async fn the_token_type_hint_is_only_a_hint() {
     assert_inactive(&app.introspect(&r.access_token).await);
     let market = app.marketplace_client().await;
     let anonymous = app.anonymous_token(&market).await;
-    let mut request = revoke(&market, "", &anonymous);
+    let mut request = revoke_request(&market, "", &anonymous);
     request.token_type_hint = pb::TokenTypeHint::RefreshToken as i32;
     app.client()
         .await
@@ -147,12 +138,12 @@ async fn revocations_survive_a_restart() {
     let (id, secret, r) = app.integration_login().await;
     app.client()
         .await
-        .revoke_token(revoke(&market, "", &anonymous))
+        .revoke_token(revoke_request(&market, "", &anonymous))
         .await
         .expect("revoke");
     app.client()
         .await
-        .revoke_token(revoke(&id, &secret, &r.refresh_token))
+        .revoke_token(revoke_request(&id, &secret, &r.refresh_token))
         .await
         .expect("revoke");
     app.stop().await;
@@ -174,13 +165,13 @@ async fn a_revocation_on_one_instance_is_seen_by_another_within_a_second() {
     first
         .client()
         .await
-        .revoke_token(revoke(&market, "", &anonymous))
+        .revoke_token(revoke_request(&market, "", &anonymous))
         .await
         .expect("revoke");
     first
         .client()
         .await
-        .revoke_token(revoke(&id, &secret, &r.access_token))
+        .revoke_token(revoke_request(&id, &secret, &r.access_token))
         .await
         .expect("revoke");
     // The revoking instance sees it from the next call on.

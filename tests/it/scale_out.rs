@@ -18,24 +18,16 @@ use tessera::{
     grpc::pb::{self, auth_service_client::AuthServiceClient},
     store::{self, Store},
 };
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 
-use crate::common::{ServeProcess, TestDb, client_credentials, refresh_grant, test_config};
+use crate::common::{
+    ServeProcess, TestDb, client_credentials, introspect_on, refresh_grant, test_config,
+};
 
 async fn introspect(channel: &Channel, bearer: &str, token: &str) -> pb::IntrospectTokenResponse {
-    let mut request = Request::new(pb::IntrospectTokenRequest {
-        token: token.to_owned(),
-        token_type_hint: 0,
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {bearer}").parse().expect("header"),
-    );
-    AuthServiceClient::new(channel.clone())
-        .introspect_token(request)
+    introspect_on(channel, Some(bearer), token)
         .await
         .expect("introspect")
-        .into_inner()
 }
 
 /// Whether a failed call may be retried on another instance: the instance is gone or
