@@ -100,12 +100,11 @@ impl RevocationView {
     pub async fn refresh(&self) -> Result<(), DomainError> {
         let now = now_ms();
         let since = self.last_read.load(Ordering::Relaxed).min(now) - LOOKBACK_MS;
-        if since < now - self.keep_ms {
-            // Cut off for longer than the log is kept: a client disabled meanwhile may have
-            // had its event cleaned up already. (Sessions and tokens revoked meanwhile no
-            // longer matter: their tokens have expired.)
-            self.read_disabled_clients().await?;
-        }
+        // Disabled clients are read from the clients table itself on every poll (a small
+        // query): instances trust this view to stop issuing to a disabled client, so its
+        // disable must not depend on an event being seen within the look-back (a long
+        // transaction, a CLI host with a slow clock) or surviving the clean-up.
+        self.read_disabled_clients().await?;
         self.read_since(since, now).await?;
         self.forget_before(now - self.keep_ms);
         Ok(())

@@ -62,6 +62,23 @@ async fn traced<T>(
     .await
 }
 
+/// Runs an RPC's work on a task of its own, to its end, even when the caller stops waiting
+/// (its deadline, or a cancelled call): a login that has counted its attempt must also record
+/// its outcome, and a refresh that has begun its rotation must finish it rather than leave it
+/// to chance. The caller still gets its answer (UNAVAILABLE) at the deadline.
+fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, DomainError>> + Send + 'static,
+) -> impl Future<Output = Result<T, DomainError>> {
+    let task = tokio::spawn(work.in_current_span());
+    async move {
+        task.await.unwrap_or_else(|e| {
+            Err(DomainError::Internal(anyhow::anyhow!(
+                "RPC task failed: {e}"
+            )))
+        })
+    }
+}
+
 fn timestamp(unix_ms: i64) -> Timestamp {
     Timestamp {
         seconds: unix_ms.div_euclid(1000),
@@ -109,11 +126,10 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         let address = request::end_user_address(req.metadata());
         let req = req.into_inner();
         let client_id = req.client_id.clone();
-        traced("IssueToken", &client_id, async {
-            let issued = self
-                .tokens
-                .issue(request::issue_request(req, address)?)
-                .await?;
+        let tokens = self.tokens.clone();
+        traced("IssueToken", &client_id, async move {
+            let request = request::issue_request(req, address)?;
+            let issued = to_completion(async move { tokens.issue(request).await }).await?;
             Ok(pb::IssueTokenResponse {
                 access_token: issued.access_token,
                 token_type: "bearer".into(),
@@ -158,12 +174,16 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let mut req = req.into_inner();
         let client_id = req.client_id.clone();
-        traced("RevokeToken", &client_id, async {
+        let tokens = self.tokens.clone();
+        traced("RevokeToken", &client_id, async move {
             request::revoke_request(&req)?;
             let secret = request::revoke_secret(&mut req);
-            self.tokens
-                .revoke(&req.client_id, secret.as_ref(), &req.token)
-                .await?;
+            to_completion(async move {
+                tokens
+                    .revoke(&req.client_id, secret.as_ref(), &req.token)
+                    .await
+            })
+            .await?;
             Ok(pb::RevokeTokenResponse {})
         })
         .await

@@ -25,21 +25,34 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
 /// unusable as one that refuses.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Probes that time out in a row before a database counts as unusable. One slow probe is what
+/// a busy writer queue or a checkpoint looks like; a database that hangs fails every probe
+/// (and the calls that need it meet their deadline in the meantime).
+const TIMEOUTS_BEFORE_UNUSABLE: u32 = 2;
+
+/// What one probe found.
+enum Probe {
+    Usable,
+    /// The database answered with an error: it refuses connections, reads or writes.
+    Failed,
+    TimedOut,
+}
+
 /// One read and one write, within the probe timeout.
-async fn database_is_usable(store: &Store) -> bool {
+async fn probe(store: &Store) -> Probe {
     let probe = async {
         store.ping().await?;
         store.probe_write(now_ms()).await
     };
     match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => Probe::Usable,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, source = ?std::error::Error::source(&e), "database probe failed");
-            false
+            Probe::Failed
         }
         Err(_) => {
             tracing::debug!("database probe timed out");
-            false
+            Probe::TimedOut
         }
     }
 }
@@ -53,8 +66,24 @@ pub async fn watch_database(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last = None;
+    let mut timeouts_in_a_row = 0;
     loop {
-        let healthy = database_is_usable(&store).await;
+        let found = probe(&store).await;
+        if *stop.borrow() {
+            // Stopping: the server reports NOT_SERVING itself; a late probe must not undo it.
+            return;
+        }
+        let healthy = match found {
+            Probe::Usable => true,
+            Probe::Failed => false,
+            Probe::TimedOut => {
+                timeouts_in_a_row += 1;
+                last == Some(ServingStatus::Serving) && timeouts_in_a_row < TIMEOUTS_BEFORE_UNUSABLE
+            }
+        };
+        if !matches!(found, Probe::TimedOut) {
+            timeouts_in_a_row = 0;
+        }
         tokens.set_database_usable(healthy);
         let status = if healthy {
             ServingStatus::Serving

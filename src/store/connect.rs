@@ -45,7 +45,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
-        })
+        });
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
         // A write that failed half-way (a disk I/O error, a read-only file) can leave a
         // connection inside a transaction it could not roll back, holding SQLite's write lock
         // for as long as it sits in the pool: every other write would then fail "database is
@@ -57,14 +59,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         // at that moment: once a write has failed on a read-only file, connections opened
         // before that failure are closed rather than reused, so that the pool heals when the
         // file is writable again.
-        .map_sqlx_sqlite_before_acquire(|conn, meta| {
+        //
+        // (Not for an in-memory database: its one connection is the database.)
+        options.map_sqlx_sqlite_before_acquire(|conn, meta| {
             Box::pin(async move {
                 use sqlx::Connection;
                 Ok(!conn.is_in_transaction() && !opened_before_a_read_only_error(meta.age))
             })
         });
+    }
     clock_origin();
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if in_memory {
         // Every connection to an in-memory database is a database of its own: keep exactly
         // one, for good.
         options

@@ -9,7 +9,7 @@ use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 use tokio::sync::oneshot;
 
-/// Sessions in one transaction at most: 9 columns each stays far below SQLite's limit of
+/// Sessions in one transaction at most: 8 columns each stays far below SQLite's limit of
 /// bound parameters per statement.
 const MAX_SESSION_BATCH: usize = 256;
 
@@ -36,6 +36,9 @@ impl SessionQueue {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // A caller that went away holds no refresh token of its session: starting it would
+        // only cost time that waiting callers need.
+        pending.retain(|(_, done)| !done.is_closed());
         let first = at_most.min(pending.len());
         let rest = pending.split_off(first);
         std::mem::replace(&mut *pending, rest)
