@@ -42,7 +42,7 @@ use tessera::{
     },
     grpc::pb::{self, auth_service_client::AuthServiceClient, issue_token_request::Grant},
     server::Application,
-    store::{self, Backend, Store},
+    store::{self, Backend, Store, with_database_name},
 };
 use tokio::{sync::oneshot, task::JoinSet};
 use tonic::{
@@ -342,7 +342,7 @@ impl BenchDb {
                     admin.close().await.ok();
                     created?;
                     Ok(Self {
-                        url: with_database(url, &name),
+                        url: with_database_name(url, &name),
                         kind: format!("postgres (fresh database {name})"),
                         temp_dir: None,
                         postgres: Some((url.to_owned(), name)),
@@ -388,23 +388,6 @@ fn backend_name(url: &str) -> &'static str {
         Some(Backend::Sqlite) => "sqlite",
         Some(Backend::Postgres) => "postgres",
         None => "unknown",
-    }
-}
-
-/// `postgres://u@h:5432/test?x=y` with the database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{host_part}/{name}?{q}"),
-        None => format!("{host_part}/{name}"),
     }
 }
 

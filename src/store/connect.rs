@@ -81,6 +81,24 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// `postgres://u@h:5432/test?x=y` with the database name replaced (for tools and tests that
+/// make a database of their own through an administrative URL).
+pub fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
 /// When a SQLite write last failed on a read-only file: milliseconds since [`clock_origin`],
 /// plus one (zero: never).
 static READ_ONLY_ERROR_AT: AtomicU64 = AtomicU64::new(0);

@@ -13,7 +13,7 @@ mod throttle;
 mod users;
 
 pub use cleanup::{Cutoffs, Deleted, TableSizes};
-pub use connect::{Backend, connect, migrate};
+pub use connect::{Backend, connect, migrate, with_database_name};
 pub use error::StoreError;
 pub use revocations::RevocationKind;
 pub use sessions::NewSession;

@@ -15,10 +15,11 @@ use tessera::{
         hashing::{HashCost, HashingPool},
         master_key::MasterKey,
         policy::TokenPolicy,
+        users,
     },
     grpc::pb::{self, auth_service_client::AuthServiceClient},
     server::Application,
-    store::Store,
+    store::{self, Store},
 };
 use tokio::sync::oneshot;
 use tonic::{Code, Request, Status, transport::Channel};
@@ -45,7 +46,7 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 admin.close().await.ok();
-                let url = with_database(&admin_url, &name);
+                let url = tessera::store::with_database_name(&admin_url, &name);
                 Self {
                     url,
                     dir,
@@ -100,23 +101,6 @@ async fn drop_database(admin_url: &str, name: &str) {
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await;
         admin.close().await.ok();
-    }
-}
-
-/// `postgres://u@h:5432/test?x=y` with the database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{host_part}/{name}?{q}"),
-        None => format!("{host_part}/{name}"),
     }
 }
 
@@ -513,6 +497,54 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a test registers behind a `tessera serve` process's back, through the library.
+pub struct Fixture {
+    pub integration: (String, String),
+    pub marketplace: String,
+    pub usernames: Vec<String>,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn register(db: &TestDb, users_wanted: usize) -> Fixture {
+    let store = Store::new(store::connect(&db.url).await.expect("connect"));
+    let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
+    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
+        .await
+        .expect("integration client");
+    let market = clients::create_client(&store, &hasher, "web", ClientKind::Marketplace, false)
+        .await
+        .expect("marketplace client");
+    let mut usernames = Vec::new();
+    for i in 0..users_wanted {
+        let username = format!("user{i}@example.com");
+        users::create_user(&store, &hasher, &username, PASSWORD.to_owned().into())
+            .await
+            .expect("user");
+        usernames.push(username);
+    }
+    Fixture {
+        integration: (
+            integ.client_id,
+            integ
+                .client_secret
+                .expect("secret")
+                .expose_secret()
+                .to_owned(),
+        ),
+        marketplace: market.client_id,
+        usernames,
+    }
+}
+
+/// The master key a `tessera serve` process on this database needs (empty: the SQLite dev key).
+pub fn master_key(db: &TestDb) -> String {
+    test_config(db)
+        .master_key
+        .map(|k| k.expose_secret().to_owned())
+        .unwrap_or_default()
 }
 
 /// The ErrorInfo reason of a status, or "" when it has none.

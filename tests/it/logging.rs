@@ -6,15 +6,12 @@ use secrecy::ExposeSecret;
 use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tonic::{Request, transport::Channel};
 
-use crate::common::{ServeProcess, TestDb, client_credentials, test_config};
+use crate::common::{ServeProcess, TestDb, client_credentials, master_key};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_token_or_key_appears_in_any_log_line() {
     let db = TestDb::new().await;
-    let master_key = test_config(&db)
-        .master_key
-        .map(|k| k.expose_secret().to_owned())
-        .unwrap_or_default();
+    let master_key = master_key(&db);
     let server = ServeProcess::start(&db, &master_key, "trace");
     let addr = server.addr.clone();
     let channel = Channel::from_shared(format!("http://{addr}"))

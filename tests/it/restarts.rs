@@ -3,73 +3,16 @@
 //! still good (and every revocation still holds).
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-use tessera::{
-    domain::{
-        clients::{self, ClientKind},
-        hashing::{HashCost, HashingPool},
-        users,
-    },
-    grpc::pb::{self, auth_service_client::AuthServiceClient},
-    store::{self, Store},
-};
+use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tokio_stream::StreamExt;
-
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 use crate::common::{
-    ServeProcess, TestDb, client_credentials, introspect_on, password_grant, refresh_grant,
-    test_config,
+    PASSWORD, ServeProcess, TestDb, client_credentials, introspect_on, master_key, password_grant,
+    refresh_grant, register,
 };
-
-/// What a test registers behind the running process's back, through the library.
-struct Fixture {
-    integration: (String, String),
-    marketplace: String,
-    usernames: Vec<String>,
-}
-
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn register(db: &TestDb, users_wanted: usize) -> Fixture {
-    let store = Store::new(store::connect(&db.url).await.expect("connect"));
-    let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
-    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
-        .await
-        .expect("integration client");
-    let market = clients::create_client(&store, &hasher, "web", ClientKind::Marketplace, false)
-        .await
-        .expect("marketplace client");
-    let mut usernames = Vec::new();
-    for i in 0..users_wanted {
-        let username = format!("user{i}@example.com");
-        users::create_user(&store, &hasher, &username, PASSWORD.to_owned().into())
-            .await
-            .expect("user");
-        usernames.push(username);
-    }
-    Fixture {
-        integration: (
-            integ.client_id,
-            integ
-                .client_secret
-                .expect("secret")
-                .expose_secret()
-                .to_owned(),
-        ),
-        marketplace: market.client_id,
-        usernames,
-    }
-}
-
-fn master_key(db: &TestDb) -> String {
-    test_config(db)
-        .master_key
-        .map(|k| k.expose_secret().to_owned())
-        .unwrap_or_default()
-}
 
 fn send_sigterm(server: &ServeProcess) {
     let status = std::process::Command::new("kill")

@@ -9,19 +9,11 @@ use std::{
     time::Duration,
 };
 
-use secrecy::ExposeSecret;
-use tessera::{
-    domain::{
-        clients::{self, ClientKind},
-        hashing::{HashCost, HashingPool},
-    },
-    grpc::pb::{self, auth_service_client::AuthServiceClient},
-    store::{self, Store},
-};
+use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tonic::{Code, transport::Channel};
 
 use crate::common::{
-    ServeProcess, TestDb, client_credentials, introspect_on, refresh_grant, test_config,
+    ServeProcess, TestDb, client_credentials, introspect_on, master_key, refresh_grant, register,
 };
 
 async fn introspect(channel: &Channel, bearer: &str, token: &str) -> pb::IntrospectTokenResponse {
@@ -42,27 +34,12 @@ fn retryable(status: &tonic::Status) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_three_instances_under_load_loses_no_committed_session() {
     let db = TestDb::new().await;
-    let key = test_config(&db)
-        .master_key
-        .map(|k| k.expose_secret().to_owned())
-        .unwrap_or_default();
+    let key = master_key(&db);
     let mut servers: Vec<ServeProcess> = (0..3)
         .map(|_| ServeProcess::start(&db, &key, "info"))
         .collect();
     let channels: Vec<Channel> = servers.iter().map(ServeProcess::channel).collect();
-    let store = Store::new(store::connect(&db.url).await.expect("connect"));
-    let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
-    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
-        .await
-        .expect("client");
-    let (id, secret) = (
-        integ.client_id.clone(),
-        integ
-            .client_secret
-            .expect("secret")
-            .expose_secret()
-            .to_owned(),
-    );
+    let (id, secret) = register(&db, 0).await.integration;
 
     let committed: Arc<Mutex<Vec<pb::IssueTokenResponse>>> = Arc::default();
     let retried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
