@@ -1,29 +1,35 @@
 # Tessera container image: build with the Rust toolchain, run on a slim Debian base.
 #
-# The build needs no system protoc (build.rs compiles the proto with protox) and no OpenSSL
-# (rustls). ring and the SQLite bundled by libsqlite3-sys compile C code; rust:*-slim already
+# The build needs no system protoc (crates/tessera-proto/build.rs compiles the proto with
+# protox) and no OpenSSL (rustls). ring and the SQLite bundled by libsqlite3-sys compile C code; rust:*-slim already
 # ships gcc and libc6-dev for that.
 
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /build
 
-# Dependencies first, against stub sources, so that editing src/ does not rebuild every crate.
-COPY Cargo.toml Cargo.lock build.rs ./
-COPY migrations/Cargo.toml migrations/Cargo.toml
+# Dependencies first, against stub sources, so that editing the service does not rebuild every
+# crate. Every workspace member's manifest must load, so each gets a stub; the contract crate
+# (tessera-proto) is small and is copied whole.
+COPY Cargo.toml Cargo.lock ./
 COPY proto proto
-# Cargo.toml names the bench targets, so their sources must exist for the manifest to load.
-COPY benches benches
-RUN mkdir -p src migrations/src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs migrations/src/lib.rs \
-    && cargo build --release --locked --bin tessera \
-    && rm -rf src migrations/src
+COPY crates/tessera-proto crates/tessera-proto
+COPY crates/tessera/Cargo.toml crates/tessera/Cargo.toml
+COPY crates/tessera/benches crates/tessera/benches
+COPY crates/tessera-testkit/Cargo.toml crates/tessera-testkit/Cargo.toml
+COPY crates/tessera-bench/Cargo.toml crates/tessera-bench/Cargo.toml
+COPY migrations/Cargo.toml migrations/Cargo.toml
+RUN mkdir -p crates/tessera/src crates/tessera-testkit/src crates/tessera-bench/src migrations/src \
+    && echo 'fn main() {}' > crates/tessera/src/main.rs \
+    && echo 'fn main() {}' > crates/tessera-bench/src/main.rs \
+    && touch crates/tessera/src/lib.rs crates/tessera-testkit/src/lib.rs migrations/src/lib.rs \
+    && cargo build --release --locked -p tessera --bin tessera \
+    && rm -rf crates/tessera/src migrations/src
 
 # The real sources; touch them so cargo sees them as newer than the stub build.
-COPY src src
+COPY crates/tessera/src crates/tessera/src
 COPY migrations/src migrations/src
-RUN touch src/main.rs src/lib.rs migrations/src/lib.rs \
-    && cargo build --release --locked --bin tessera \
+RUN touch crates/tessera/src/main.rs crates/tessera/src/lib.rs migrations/src/lib.rs \
+    && cargo build --release --locked -p tessera --bin tessera \
     && install -m 0755 target/release/tessera /usr/local/bin/tessera
 
 FROM debian:bookworm-slim

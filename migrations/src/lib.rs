@@ -2,6 +2,8 @@
 //!
 //! Times are Unix milliseconds in BIGINT columns: one representation that compares and indexes
 //! the same way on SQLite and PostgreSQL.
+// `MigrationTrait` is an async_trait: its `&SchemaManager` must stay elided to match.
+#![allow(elided_lifetimes_in_paths)]
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_schema;

@@ -1,9 +1,7 @@
-//! The gRPC edge: proto <-> domain translation, and the one place that builds a `Status`.
-pub mod auth_service;
+//! Tessera's gRPC contract, `proto/tessera/auth/v1/auth.proto`, compiled: the messages, the
+//! `AuthService` client and server stubs, and the descriptor set that server reflection serves.
+//! Shared by the server, the benchmarks and any Rust program that calls Tessera.
 pub mod codec;
-pub mod health;
-pub mod request;
-pub mod status;
 
 /// Code generated from `proto/tessera/auth/v1/auth.proto`.
 pub mod pb {
@@ -15,5 +13,5 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/tessera_descriptor.bin"));
 }
 
-/// The `ErrorInfo` domain of every Tessera error.
+/// The `ErrorInfo` domain of every Tessera error (SPEC §4).
 pub const ERROR_DOMAIN: &str = "tessera.auth";

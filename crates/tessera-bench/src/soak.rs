@@ -31,10 +31,11 @@ use tonic::{
     transport::Channel,
 };
 
-use super::{
-    Args, Fixture, client_credentials, describe, introspect_request, mib, password_grant,
-    refresh_credentials, refresh_grant, rss_kib, status_key,
+use tessera_testkit::{
+    client_credentials, describe, introspect_request, password_grant, refresh_grant,
 };
+
+use super::{Args, Fixture, mib, refresh_credentials, rss_kib, status_key};
 
 /// Logins in flight at most: below the server's hashing permits (one per core), so that no
 /// login is ever turned away for capacity.
@@ -338,7 +339,7 @@ impl SoakSlot {
                 };
                 let answer = self
                     .auth
-                    .issue_token(refresh_grant(&self.shared.market_id, &token))
+                    .issue_token(refresh_grant(&self.shared.market_id, "", &token))
                     .await
                     .map_err(|s| status_key(&s))?
                     .into_inner();

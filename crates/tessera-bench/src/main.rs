@@ -8,8 +8,7 @@
 //! latency and the count of every non-OK status, each also as a ratio to the grpc.health Check
 //! baseline measured in the same run.
 //!
-//! cargo run --release --bin tessera-bench -- --duration 10s --warmup 2s
-#[path = "tessera-bench/soak.rs"]
+//! cargo run --release -p tessera-bench -- --duration 10s --warmup 2s
 mod soak;
 
 /// The same allocator as the `tessera` binary, so that the in-process server behaves alike.
@@ -28,7 +27,6 @@ use std::{
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, ValueEnum};
-use sea_orm::{ConnectionTrait, Database};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tessera::{
@@ -38,15 +36,18 @@ use tessera::{
         hashing::{HashCost, HashingPool},
         master_key::MasterKey,
         policy::TokenPolicy,
-        users::create_user,
     },
-    grpc::pb::{self, auth_service_client::AuthServiceClient, issue_token_request::Grant},
+    grpc::pb::auth_service_client::AuthServiceClient,
     server::Application,
-    store::{self, Backend, Store, with_database_name},
+    store::{self, Backend, Store},
+};
+use tessera_testkit::{
+    TestDb, client_credentials, create_users, describe, introspect_request, password_grant,
+    refresh_grant,
 };
 use tokio::{sync::oneshot, task::JoinSet};
 use tonic::{
-    Code, Request, Status,
+    Code, Status,
     metadata::{Ascii, MetadataValue},
     transport::{Channel, Endpoint},
 };
@@ -259,7 +260,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.distinct_tokens == 0 && scenarios.iter().any(|s| s.needs_distinct_tokens()) {
         bail!("--distinct-tokens must be at least 1 for introspect-distinct and mixed");
     }
-    let db = BenchDb::prepare(&args).await?;
+    let mut db = BenchDb::prepare(&args).await?;
     let outcome = tokio::select! {
         result = bench(&args, &scenarios, &db) => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
@@ -283,10 +284,8 @@ fn scenario_list(requested: Option<&[Scenario]>) -> Vec<Scenario> {
 struct BenchDb {
     url: String,
     kind: String,
-    /// A temp directory to remove at the end (SQLite).
-    temp_dir: Option<std::path::PathBuf>,
-    /// (admin URL, database name) to drop at the end (PostgreSQL).
-    postgres: Option<(String, String)>,
+    /// The temp SQLite file or fresh PostgreSQL database made for this run, removed at the end.
+    own: Option<TestDb>,
 }
 
 impl BenchDb {
@@ -306,46 +305,35 @@ impl BenchDb {
             return Ok(Self {
                 kind: format!("target's {}", backend_name(&url)),
                 url,
-                temp_dir: None,
-                postgres: None,
+                own: None,
             });
         }
         match args.database_url.as_deref() {
             None => {
-                let dir = std::env::temp_dir()
-                    .join(format!("tessera-bench-{}", uuid::Uuid::new_v4().simple()));
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let db = TestDb::create(None).await?;
                 Ok(Self {
-                    url: format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+                    url: db.url.clone(),
                     kind: "sqlite (temp file)".into(),
-                    temp_dir: Some(dir),
-                    postgres: None,
+                    own: Some(db),
                 })
             }
             Some(url) => match Backend::of_url(url) {
                 Some(Backend::Sqlite) => Ok(Self {
                     url: url.to_owned(),
                     kind: "sqlite".into(),
-                    temp_dir: None,
-                    postgres: None,
+                    own: None,
                 }),
                 Some(Backend::Postgres) => {
-                    let name = format!("tessera_bench_{}", uuid::Uuid::new_v4().simple());
-                    let admin = Database::connect(url).await.with_context(|| {
-                        format!("cannot connect to PostgreSQL at {}", redact_url(url))
+                    let db = TestDb::create(Some(url)).await.with_context(|| {
+                        format!("cannot make a fresh database at {}", redact_url(url))
                     })?;
-                    let created = admin
-                        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                        .await
-                        .with_context(|| format!("cannot create the database {name}"));
-                    admin.close().await.ok();
-                    created?;
                     Ok(Self {
-                        url: with_database_name(url, &name),
-                        kind: format!("postgres (fresh database {name})"),
-                        temp_dir: None,
-                        postgres: Some((url.to_owned(), name)),
+                        url: db.url.clone(),
+                        kind: format!(
+                            "postgres (fresh database {})",
+                            db.postgres_name().unwrap_or_default()
+                        ),
+                        own: Some(db),
                     })
                 }
                 None => bail!(
@@ -356,29 +344,13 @@ impl BenchDb {
         }
     }
 
-    async fn cleanup(&self) {
-        if let Some((admin_url, name)) = &self.postgres {
-            let dropped = async {
-                let admin = Database::connect(admin_url.as_str()).await?;
-                let result = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                admin.close().await.ok();
-                result.map(|_| ())
+    /// Drops the database made for this run (PostgreSQL) or deletes its temp file (SQLite).
+    async fn cleanup(&mut self) {
+        if let Some(db) = self.own.take() {
+            db.drop_now().await;
+            if let Some(name) = db.postgres_name() {
+                eprintln!("dropped the database {name}");
             }
-            .await;
-            match dropped {
-                Ok(()) => eprintln!("dropped the database {name}"),
-                Err(e) => eprintln!("tessera-bench: warning: cannot drop the database {name}: {e}"),
-            }
-        }
-        if let Some(dir) = &self.temp_dir
-            && let Err(e) = std::fs::remove_dir_all(dir)
-        {
-            eprintln!(
-                "tessera-bench: warning: cannot remove {}: {e}",
-                dir.display()
-            );
         }
     }
 }
@@ -687,76 +659,6 @@ struct Fixture {
     distinct: Arc<Vec<String>>,
 }
 
-/// Registers `count` users named `<prefix>-<i>@example.com`, through the library.
-async fn create_users(
-    store: &Store,
-    hasher: &HashingPool,
-    prefix: &str,
-    count: usize,
-    password: &str,
-) -> anyhow::Result<Vec<String>> {
-    let usernames: Vec<String> = (0..count)
-        .map(|i| format!("{prefix}-{i}@example.com"))
-        .collect();
-    let mut creating = JoinSet::new();
-    for username in usernames.clone() {
-        let (store, hasher) = (store.clone(), hasher.clone());
-        let password = password.to_owned();
-        creating
-            .spawn(async move { create_user(&store, &hasher, &username, password.into()).await });
-    }
-    while let Some(created) = creating.join_next().await {
-        created
-            .context("user creation task failed")?
-            .context("cannot register a benchmark user")?;
-    }
-    Ok(usernames)
-}
-
-fn client_credentials(client_id: &str, secret: &str) -> pb::IssueTokenRequest {
-    pb::IssueTokenRequest {
-        client_id: client_id.to_owned(),
-        client_secret: secret.to_owned(),
-        scope: String::new(),
-        grant: Some(Grant::ClientCredentials(pb::ClientCredentialsGrant {})),
-    }
-}
-
-fn password_grant(client_id: &str, username: &str, password: &str) -> pb::IssueTokenRequest {
-    pb::IssueTokenRequest {
-        client_id: client_id.to_owned(),
-        grant: Some(Grant::Password(pb::PasswordGrant {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        })),
-        ..Default::default()
-    }
-}
-
-fn refresh_grant(client_id: &str, refresh_token: &str) -> pb::IssueTokenRequest {
-    pb::IssueTokenRequest {
-        client_id: client_id.to_owned(),
-        grant: Some(Grant::RefreshToken(pb::RefreshTokenGrant {
-            refresh_token: refresh_token.to_owned(),
-        })),
-        ..Default::default()
-    }
-}
-
-fn introspect_request(
-    bearer: &MetadataValue<Ascii>,
-    token: &str,
-) -> Request<pb::IntrospectTokenRequest> {
-    let mut request = Request::new(pb::IntrospectTokenRequest {
-        token: token.to_owned(),
-        token_type_hint: 0,
-    });
-    request
-        .metadata_mut()
-        .insert("authorization", bearer.clone());
-    request
-}
-
 /// A new introspection bearer and hot token, checked once.
 async fn refresh_credentials(fixture: &mut Fixture, channel: &Channel) -> anyhow::Result<()> {
     let mut auth = AuthServiceClient::new(channel.clone());
@@ -788,10 +690,6 @@ async fn refresh_credentials(fixture: &mut Fixture, channel: &Channel) -> anyhow
         bail!("a token just issued introspects as inactive");
     }
     Ok(())
-}
-
-fn describe(status: &Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// Issues `--distinct-tokens` anonymous tokens over every connection at once; returns them and
@@ -1002,7 +900,7 @@ impl Slot {
                 };
                 let answer = self
                     .auth
-                    .issue_token(refresh_grant(&f.market_id, &token))
+                    .issue_token(refresh_grant(&f.market_id, "", &token))
                     .await
                     .map_err(|s| status_key(&s))?
                     .into_inner();

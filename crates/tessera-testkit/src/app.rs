@@ -1,0 +1,286 @@
+//! The real server on 127.0.0.1:0 over a [`TestDb`], and typed calls to it.
+use std::{sync::Arc, time::Duration};
+
+use secrecy::ExposeSecret;
+use tessera::{
+    config::{Config, IntrospectionAuth},
+    domain::{
+        TokenService,
+        clients::{self, ClientKind},
+        hashing::{HashCost, HashingPool},
+        master_key::MasterKey,
+        policy::TokenPolicy,
+    },
+    server::Application,
+    store::Store,
+};
+use tessera_proto::pb::{self, auth_service_client::AuthServiceClient};
+use tokio::sync::oneshot;
+use tonic::{Status, transport::Channel};
+
+use crate::{
+    TestDb,
+    requests::{client_credentials, introspect_on, password_grant, refresh_grant},
+};
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub tokens: Arc<TokenService>,
+    pub store: Store,
+    pub db: Arc<TestDb>,
+    pub config: Config,
+    hasher: HashingPool,
+    channel: Channel,
+    bearer: tokio::sync::OnceCell<String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The configuration every test starts from.
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        // SQLite runs on the dev-key default (a file beside the database); PostgreSQL needs one.
+        master_key: db.is_postgres().then(|| MasterKey::generate().1.into()),
+        policy: TokenPolicy::default(),
+        introspection_auth: IntrospectionAuth::Bearer,
+        hash_cost: HashCost::OWASP,
+        cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new().await;
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        Self::spawn_on(Arc::new(db), config).await
+    }
+
+    /// Another instance on the same database and master key.
+    pub async fn sibling(&self) -> Self {
+        Self::spawn_on(self.db.clone(), self.config.clone()).await
+    }
+
+    pub async fn spawn_on(db: Arc<TestDb>, config: Config) -> Self {
+        let app = Application::build(config.clone())
+            .await
+            .expect("application builds");
+        let addr = app.local_addr();
+        let tokens = app.tokens();
+        let store = app.store();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        Self {
+            addr,
+            tokens,
+            store,
+            db,
+            config,
+            hasher,
+            channel,
+            bearer: tokio::sync::OnceCell::new(),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server exits cleanly");
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub async fn client(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel())
+    }
+
+    /// Registers a marketplace client without a secret; returns its id.
+    pub async fn marketplace_client(&self) -> String {
+        clients::create_client(
+            &self.store,
+            &self.hasher,
+            "web",
+            ClientKind::Marketplace,
+            false,
+        )
+        .await
+        .expect("create marketplace client")
+        .client_id
+    }
+
+    /// Registers a marketplace client with a secret; returns id and secret.
+    pub async fn marketplace_client_with_secret(&self) -> (String, String) {
+        let c = clients::create_client(
+            &self.store,
+            &self.hasher,
+            "web+secret",
+            ClientKind::Marketplace,
+            true,
+        )
+        .await
+        .expect("create marketplace client");
+        (
+            c.client_id,
+            c.client_secret.expect("secret").expose_secret().to_owned(),
+        )
+    }
+
+    /// Registers an integration client; returns id and secret.
+    pub async fn integration_client(&self) -> (String, String) {
+        let c = clients::create_client(
+            &self.store,
+            &self.hasher,
+            "backend",
+            ClientKind::Integration,
+            false,
+        )
+        .await
+        .expect("create integration client");
+        (
+            c.client_id,
+            c.client_secret.expect("secret").expose_secret().to_owned(),
+        )
+    }
+
+    pub async fn issue(
+        &self,
+        request: pb::IssueTokenRequest,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        self.client()
+            .await
+            .issue_token(request)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// An anonymous `public-read` token for a new marketplace client.
+    pub async fn anonymous_token(&self, client_id: &str) -> String {
+        self.issue(client_credentials(client_id, ""))
+            .await
+            .expect("anonymous token")
+            .access_token
+    }
+
+    /// A fresh integration client and its `integ` token response.
+    pub async fn integration_login(&self) -> (String, String, pb::IssueTokenResponse) {
+        let (id, secret) = self.integration_client().await;
+        let response = self
+            .issue(client_credentials(&id, &secret))
+            .await
+            .expect("integ token");
+        (id, secret, response)
+    }
+
+    /// An `authorization` value for IntrospectToken: a new integration client's token.
+    pub async fn introspection_bearer(&self) -> String {
+        self.integration_login().await.2.access_token
+    }
+
+    pub async fn introspect_as(
+        &self,
+        bearer: Option<&str>,
+        token: &str,
+    ) -> Result<pb::IntrospectTokenResponse, Status> {
+        introspect_on(&self.channel, bearer, token).await
+    }
+
+    /// Introspects as this app's integration caller (made on first use).
+    pub async fn introspect(&self, token: &str) -> pb::IntrospectTokenResponse {
+        let bearer = self
+            .bearer
+            .get_or_init(|| self.introspection_bearer())
+            .await;
+        self.introspect_as(Some(bearer), token)
+            .await
+            .expect("introspection answers OK")
+    }
+}
+
+impl TestApp {
+    /// Asserts that a token turns inactive within one second: what SPEC §4 promises for a
+    /// revocation made anywhere else (another instance, or the CLI).
+    pub async fn assert_inactive_within_a_second(&self, token: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let response = self.introspect(token).await;
+            if response == pb::IntrospectTokenResponse::default() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still active a second later: {response:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Registers an end user; returns the user id.
+    pub async fn user(&self, username: &str, password: &str) -> String {
+        tessera::domain::users::create_user(
+            &self.store,
+            &self.hasher,
+            username,
+            password.to_owned().into(),
+        )
+        .await
+        .expect("create user")
+    }
+
+    /// A password grant request.
+    pub async fn login(
+        &self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        self.issue(password_grant(client_id, username, password))
+            .await
+    }
+
+    /// A refresh grant request.
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        secret: &str,
+        refresh_token: &str,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        self.issue(refresh_grant(client_id, secret, refresh_token))
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The shared fixtures come from tessera-testkit; what needs this package's own binary
+//! (a real `tessera serve` process) lives here.
+#![allow(dead_code, unused_imports)]
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+pub use tessera_testkit::*;
+
+/// A real `tessera serve` process on port 0, logging JSON to a file in the test's directory.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+    log_path: std::path::PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `tessera serve` and reads the bound address from its own log line.
+    pub fn start(db: &TestDb, master_key: &str, rust_log: &str) -> Self {
+        use std::process::{Command, Stdio};
+        let log_path = db
+            .dir
+            .path()
+            .join(format!("serve-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.arg("serve")
+            .env("TESSERA_DATABASE_URL", &db.url)
+            .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_LOG_FORMAT", "json")
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            .stderr(log);
+        if !master_key.is_empty() {
+            cmd.env("TESSERA_MASTER_KEY", master_key);
+        }
+        let mut server = Self {
+            child: cmd.spawn().expect("spawn tessera"),
+            addr: String::new(),
+            log_path,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = server.log();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.contains("serving tessera.auth.v1.AuthService"))
+            {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
+                server.addr = v["fields"]["addr"].as_str().expect("addr field").to_owned();
+                return server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A channel to the process.
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect_lazy()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
