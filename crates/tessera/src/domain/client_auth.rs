@@ -1,11 +1,9 @@
 //! Client authentication, with a cache of verified secrets so that a busy integration client
 //! does not pay an argon2 hash per call, and a cache of enabled clients so that an anonymous
 //! token costs no query.
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
-};
+use std::sync::Arc;
 
+use quick_cache::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -26,67 +24,61 @@ pub struct AuthenticatedClient {
 
 /// Remembers, per client, the SHA-256 of the last secret that verified against the stored
 /// hash. The stored hash is part of the entry, so a rotation (a new hash in the database,
-/// which every call reads) invalidates it on every instance at once.
-#[derive(Debug, Default)]
+/// which every call reads) invalidates it on every instance at once. Bounded: when full, the
+/// least recently useful entry goes (never the whole cache: that would force a burst of
+/// argon2 hashes on every busy client at once).
+#[derive(Debug)]
 pub struct VerifiedSecrets {
-    entries: Mutex<HashMap<String, (String, [u8; 32])>>,
+    entries: Cache<String, (Arc<str>, [u8; 32])>,
 }
 
-/// Entries kept at most; past that the cache starts over (a bound, not an LRU).
+/// Entries kept at most, in each cache of this module.
 const MAX_ENTRIES: usize = 10_000;
+
+impl Default for VerifiedSecrets {
+    fn default() -> Self {
+        Self {
+            entries: Cache::new(MAX_ENTRIES),
+        }
+    }
+}
 
 impl VerifiedSecrets {
     fn matches(&self, client_id: &str, stored_hash: &str, secret: &str) -> bool {
-        let entries = match self.entries.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        entries.get(client_id).is_some_and(|(hash, digest)| {
-            hash == stored_hash && bool::from(digest.ct_eq(&sha256(secret)))
+        self.entries.get(client_id).is_some_and(|(hash, digest)| {
+            *hash == *stored_hash && bool::from(digest.ct_eq(&sha256(secret)))
         })
     }
 
     fn remember(&self, client_id: &str, stored_hash: &str, secret: &str) {
-        let mut entries = match self.entries.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(
-            client_id.to_owned(),
-            (stored_hash.to_owned(), sha256(secret)),
-        );
+        self.entries
+            .insert(client_id.to_owned(), (stored_hash.into(), sha256(secret)));
     }
 }
 
 /// The kinds of clients seen enabled in the database. A client's kind never changes and a
 /// disabled client never comes back, so an entry stays right for as long as the revocation
 /// view (which learns of every disable) does not name the client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct EnabledClients {
-    kinds: RwLock<HashMap<String, ClientKind>>,
+    kinds: Cache<String, ClientKind>,
+}
+
+impl Default for EnabledClients {
+    fn default() -> Self {
+        Self {
+            kinds: Cache::new(MAX_ENTRIES),
+        }
+    }
 }
 
 impl EnabledClients {
     fn get(&self, client_id: &str) -> Option<ClientKind> {
-        let kinds = match self.kinds.read() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        kinds.get(client_id).copied()
+        self.kinds.get(client_id)
     }
 
     fn remember(&self, client_id: &str, kind: ClientKind) {
-        let mut kinds = match self.kinds.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if kinds.len() >= MAX_ENTRIES {
-            kinds.clear();
-        }
-        kinds.insert(client_id.to_owned(), kind);
+        self.kinds.insert(client_id.to_owned(), kind);
     }
 }
 

@@ -205,7 +205,7 @@ struct Workers {
 impl Workers {
     fn start(threads: usize) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let queue = Arc::new(parking_lot::Mutex::new(queue));
         for i in 0..threads {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
@@ -213,10 +213,7 @@ impl Workers {
                 .spawn(move || {
                     loop {
                         // The lock is held only to take the next job.
-                        let job = match queue.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(_) => return,
-                        };
+                        let job = queue.lock().recv();
                         match job {
                             Ok(job) => job(),
                             // Every sender is gone: the pool was dropped.

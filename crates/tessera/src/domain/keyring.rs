@@ -3,12 +3,13 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
 use pasetors::{
     keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey, Generate},
     paserk::{FormatAsPaserk, Id},
@@ -79,7 +80,8 @@ const RELOAD_INTERVAL_MS: i64 = 1_000;
 pub struct KeyRing {
     store: Store,
     master: MasterKey,
-    keys: RwLock<Arc<Keys>>,
+    /// The keys in use, swapped whole on a reload; readers never wait.
+    keys: ArcSwap<Keys>,
     last_reload: AtomicI64,
     verify_window_ms: i64,
 }
@@ -105,17 +107,14 @@ impl KeyRing {
         Ok(Self {
             store,
             master,
-            keys: RwLock::new(Arc::new(keys)),
+            keys: ArcSwap::from_pointee(keys),
             last_reload: AtomicI64::new(now_ms()),
             verify_window_ms,
         })
     }
 
     fn snapshot(&self) -> Arc<Keys> {
-        match self.keys.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.keys.load_full()
     }
 
     /// Signs an access token with the current signing key.
@@ -183,12 +182,8 @@ impl KeyRing {
 
     /// Loads the keys from the database and makes them the ones in use.
     async fn reload(&self) -> Result<(), KeyRingError> {
-        let keys =
-            Arc::new(load_or_create(&self.store, &self.master, self.verify_window_ms).await?);
-        match self.keys.write() {
-            Ok(mut guard) => *guard = keys,
-            Err(poisoned) => *poisoned.into_inner() = keys,
-        }
+        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
+        self.keys.store(Arc::new(keys));
         Ok(())
     }
 

@@ -18,24 +18,18 @@ type SessionStarted = oneshot::Sender<Result<bool, StoreError>>;
 /// Sessions waiting for a commit, and the lock the committing task holds.
 #[derive(Debug, Default)]
 pub(super) struct SessionQueue {
-    pending: std::sync::Mutex<Vec<(NewSession, SessionStarted)>>,
+    pending: parking_lot::Mutex<Vec<(NewSession, SessionStarted)>>,
     leader: tokio::sync::Mutex<()>,
 }
 
 impl SessionQueue {
     fn push(&self, new: NewSession, done: SessionStarted) {
-        let mut pending = match self.pending.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut pending = self.pending.lock();
         pending.push((new, done));
     }
 
     fn take(&self, at_most: usize) -> Vec<(NewSession, SessionStarted)> {
-        let mut pending = match self.pending.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut pending = self.pending.lock();
         // A caller that went away holds no refresh token of its session: starting it would
         // only cost time that waiting callers need.
         pending.retain(|(_, done)| !done.is_closed());
