@@ -1,28 +1,28 @@
 //! Builds the application: database, migrations, master key, key ring, and the tonic router
 //! with AuthService, health and reflection. Binds first, then serves (tests bind port 0).
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+mod jobs;
+mod master_key_file;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::config::{Config, redact_url};
+pub use master_key_file::{dev_master_key_path, resolve_master_key};
+
 use crate::domain::{
-    TokenService, cleanup,
-    clock::now_ms,
-    hashing::HashingPool,
-    keyring::KeyRing,
-    master_key::MasterKey,
-    revocation_view::{self, RevocationView},
+    TokenService, hashing::HashingPool, keyring::KeyRing, revocation_view::RevocationView,
 };
 use crate::grpc::{
     auth_service::AuthServiceImpl,
-    health::{AUTH_SERVICE_NAME, report, watch_database},
+    health::{AUTH_SERVICE_NAME, report},
     pb::{self, auth_service_server::AuthServiceServer},
 };
-use crate::store::{self, Backend, Store};
+use crate::store::{self, Store};
+use jobs::Jobs;
 
 /// How long a stopping server waits for open calls (streams included) before it closes them.
 /// Unary calls end within their deadline, well before this.
@@ -84,22 +84,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         report(&reporter, ServingStatus::Serving).await;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let watcher = tokio::spawn(watch_database(
+        let jobs = Arc::new(Jobs::start(
             self.store.clone(),
             self.tokens.clone(),
             reporter.clone(),
-            stop_rx.clone(),
-        ));
-        let key_follower = tokio::spawn(follow_key_rotation(self.tokens.clone(), stop_rx.clone()));
-        let revocation_follower =
-            tokio::spawn(follow_revocations(self.tokens.clone(), stop_rx.clone()));
-        let cleaner = tokio::spawn(clean_up(
-            self.store.clone(),
-            self.tokens.clone(),
             self.config.cleanup_interval,
-            stop_rx,
         ));
+        let jobs_to_stop = jobs.clone();
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -121,7 +112,7 @@ impl Application {
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(incoming, async move {
                 stop.await;
-                let _ = stop_tx.send(true);
+                jobs_to_stop.signal_stop();
                 report(&shutdown_reporter, ServingStatus::NotServing).await;
                 // Health watchers get NOT_SERVING, then the end of their stream: an open
                 // Watch must not hold the drain up.
@@ -145,10 +136,9 @@ impl Application {
                 Ok(())
             }
         };
-        watcher.abort();
-        key_follower.abort();
-        revocation_follower.abort();
-        cleaner.abort();
+        if let Ok(jobs) = Arc::try_unwrap(jobs) {
+            jobs.stop();
+        }
         result.context("server failed")
     }
 }
@@ -200,90 +190,6 @@ pub async fn build_token_service(config: &Config) -> anyhow::Result<(Store, Arc<
     Ok((store, tokens))
 }
 
-/// Reads revocations made by other instances and the CLI into this instance's view.
-async fn follow_revocations(tokens: Arc<TokenService>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(revocation_view::POLL_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        if let Err(e) = tokens.revocations().refresh().await {
-            // Introspection answers UNAVAILABLE once the view is too old; keep trying.
-            tracing::debug!(reason = e.reason(), "could not read revocations");
-        }
-    }
-}
-
-/// Deletes rows past their time every `interval` (plus up to a tenth more, so that instances
-/// started together spread out). Deletes are idempotent: any number of instances may do this.
-async fn clean_up(
-    store: Store,
-    tokens: Arc<TokenService>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    if interval.is_zero() {
-        return;
-    }
-    loop {
-        let jitter = {
-            use rand::Rng;
-            let tenth = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
-            Duration::from_millis(rand::thread_rng().gen_range(0..=tenth))
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(interval + jitter) => {}
-            _ = stop.changed() => return,
-        }
-        let started = std::time::Instant::now();
-        match cleanup::delete_expired(&store, tokens.policy(), now_ms()).await {
-            Ok(deleted) => tracing::debug!(
-                refresh_tokens = deleted.refresh_tokens,
-                sessions = deleted.sessions,
-                revoked_tokens = deleted.revoked_tokens,
-                revocation_events = deleted.revocation_events,
-                login_throttles = deleted.login_throttles,
-                took_ms = started.elapsed().as_millis(),
-                "deleted expired rows"
-            ),
-            // Whatever was not deleted now is deleted next time.
-            Err(e) => tracing::warn!(
-                reason = e.reason(),
-                error = %error_chain(&e),
-                "could not delete expired rows"
-            ),
-        }
-    }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Picks up keys rotated elsewhere (another instance or `tessera keys rotate`) within a second.
-async fn follow_key_rotation(tokens: Arc<TokenService>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(crate::domain::policy::KEY_FOLLOW_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        match tokens.keys().follow_rotation().await {
-            Ok(true) => tracing::info!(kid = %tokens.keys().signing_kid(), "signing key rotated"),
-            Ok(false) => {}
-            // The health watcher reports an unreachable database; try again next tick.
-            Err(e) => tracing::debug!(error = %e, "could not check for a key rotation"),
-        }
-    }
-}
-
 /// Reflection knows our service, health, both reflection versions (so that either lists
 /// both), and google.rpc's error details (so that grpcurl can show `ErrorInfo`).
 fn reflection() -> tonic_reflection::server::Builder<'static> {
@@ -294,76 +200,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .include_reflection_service(false)
-}
-
-/// The master key: the configured one; on SQLite without one, a dev key kept in a 0600 file
-/// beside the database (with a warning); on PostgreSQL without one, an error.
-pub fn resolve_master_key(
-    master_key: Option<&secrecy::SecretString>,
-    database_url: &str,
-) -> anyhow::Result<MasterKey> {
-    let backend = Backend::of_url(database_url).context("unsupported database URL")?;
-    if let Some(text) = master_key {
-        return MasterKey::from_base64(text.expose_secret())
-            .map_err(|e| anyhow::anyhow!("invalid TESSERA_MASTER_KEY: {e}"));
-    }
-    if backend == Backend::Postgres {
-        anyhow::bail!(
-            "TESSERA_MASTER_KEY is required with PostgreSQL (make one with: openssl rand -base64 32)"
-        );
-    }
-    let Some(path) = dev_master_key_path(database_url) else {
-        tracing::warn!(
-            "TESSERA_MASTER_KEY is not set: using a throw-away key for this in-memory database"
-        );
-        return Ok(MasterKey::generate().0);
-    };
-    load_or_create_dev_key(&path)
-}
-
-/// `<database file>.master-key` for a file-backed SQLite URL; `None` for in-memory ones.
-pub fn dev_master_key_path(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.contains(":memory:") || database_url.contains("mode=memory") {
-        return None;
-    }
-    Some(PathBuf::from(format!("{path}.master-key")))
-}
-
-fn load_or_create_dev_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: using the development key file (set TESSERA_MASTER_KEY in production)");
-            MasterKey::from_base64(&text)
-                .map_err(|e| anyhow::anyhow!("invalid master key file {}: {e}", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (key, text) = MasterKey::generate();
-            write_private_file(path, &text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::warn!(path = %path.display(), "TESSERA_MASTER_KEY is not set: made a development key file (set TESSERA_MASTER_KEY in production)");
-            Ok(key)
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    }
-}
-
-fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }
 
 async fn shutdown_signal() {
@@ -384,24 +220,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dev_key_file_sits_beside_the_sqlite_file() {
-        assert_eq!(
-            dev_master_key_path("sqlite://tessera.db?mode=rwc"),
-            Some(PathBuf::from("tessera.db.master-key"))
-        );
-        assert_eq!(
-            dev_master_key_path("sqlite:///var/lib/t.db"),
-            Some(PathBuf::from("/var/lib/t.db.master-key"))
-        );
-        assert_eq!(dev_master_key_path("sqlite::memory:"), None);
-        assert_eq!(dev_master_key_path("postgres://h/db"), None);
     }
 }
