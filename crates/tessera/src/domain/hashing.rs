@@ -66,6 +66,11 @@ impl HashingPool {
         })
     }
 
+    /// How many hashes run at once, at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// A pool sized to the machine: one hash per core.
     pub fn for_this_machine(cost: HashCost) -> Result<Self, argon2::Error> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -138,7 +143,9 @@ impl HashingPool {
     }
 
     /// Takes every permit until the returned guard drops: the pool is then full, as under a
-    /// login flood. For tests and drills.
+    /// login flood. A test hook: only in builds with the `test-hooks` feature (tessera-testkit
+    /// turns it on), never in the product.
+    #[cfg(feature = "test-hooks")]
     pub async fn occupy_all(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DomainError> {
         let all = u32::try_from(self.capacity).unwrap_or(u32::MAX);
         self.permits
@@ -148,8 +155,9 @@ impl HashingPool {
             .map_err(|e| DomainError::Internal(e.into()))
     }
 
-    /// How many hashes and verifications this pool has run: lets tests and benchmarks see
-    /// whether a path paid for argon2.
+    /// How many hashes and verifications this pool has run: lets tests see whether a path
+    /// paid for argon2. A test hook, like [`HashingPool::occupy_all`].
+    #[cfg(feature = "test-hooks")]
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
     }
