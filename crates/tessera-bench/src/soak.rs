@@ -11,10 +11,7 @@
 //! sees rows come and go within the run.
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
@@ -22,20 +19,20 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 use tessera::{
     domain::policy::TokenPolicy,
-    grpc::pb::{self, auth_service_client::AuthServiceClient},
     store::{Store, TableSizes},
 };
-use tokio::{sync::Semaphore, task::JoinSet};
-use tonic::{
-    metadata::{Ascii, MetadataValue},
-    transport::Channel,
-};
+use tessera_testkit::{create_users, describe};
+use tokio::sync::Semaphore;
 
-use tessera_testkit::{
-    client_credentials, describe, introspect_request, password_grant, refresh_grant,
+use crate::{
+    Setup,
+    args::{describe_mix, mix_json},
+    engine::{Driver, Slot, Tally, drive, open_sessions},
+    fixture::{Clients, Credentials},
+    report::{counts_text, say},
+    requests::{Outcome, status_key},
+    rss::{mib, mib_f64, rss_kib},
 };
-
-use super::{Args, Fixture, mib, refresh_credentials, rss_kib, status_key};
 
 /// Logins in flight at most: below the server's hashing permits (one per core), so that no
 /// login is ever turned away for capacity.
@@ -101,56 +98,17 @@ const SOAK_MIX: [(SoakOp, u64); 6] = [
 ];
 
 pub fn mix_description() -> String {
-    SOAK_MIX
-        .iter()
-        .map(|(op, w)| format!("{w}% {}", op.name()))
-        .chain(["each slot logs out and in every 30-60s".into()])
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The introspection bearer and hot token, renewed well before they expire.
-struct Credentials {
-    bearer: MetadataValue<Ascii>,
-    hot_token: String,
-}
-
-/// Requests and errors so far, by `op:status`.
-#[derive(Default)]
-struct Tally {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    by_key: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Tally {
-    fn record(&self, op: &str, outcome: Result<(), String>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Err(key) = outcome {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            let mut by_key = match self.by_key.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            *by_key.entry(format!("{op}:{key}")).or_default() += 1;
-        }
-    }
-
-    fn errors_by_key(&self) -> BTreeMap<String, u64> {
-        match self.by_key.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
+    format!(
+        "{}, each slot logs out and in every 30-60s",
+        describe_mix(&SOAK_MIX, SoakOp::name)
+    )
 }
 
 /// What every slot shares.
 struct Shared {
-    market_id: String,
-    integ_id: String,
-    integ_secret: String,
+    clients: Clients,
     password: String,
-    usernames: Vec<String>,
+    /// The introspection bearer and hot token, renewed well before they expire.
     credentials: RwLock<Arc<Credentials>>,
     /// Recently issued anonymous tokens (never revoked ones), with when they were issued.
     recent: Mutex<VecDeque<(Instant, String)>>,
@@ -165,6 +123,14 @@ impl Shared {
         match self.credentials.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn renew(&self, renewed: Credentials) {
+        let renewed = Arc::new(renewed);
+        match self.credentials.write() {
+            Ok(mut guard) => *guard = renewed,
+            Err(poisoned) => *poisoned.into_inner() = renewed,
         }
     }
 
@@ -196,171 +162,108 @@ impl Shared {
 
 /// One in-flight slot of the soak.
 struct SoakSlot {
-    index: usize,
-    auth: AuthServiceClient<Channel>,
+    slot: Slot,
     shared: Arc<Shared>,
-    refresh_token: Option<String>,
     session_started: Instant,
     /// How long this slot keeps a session before logging out and in again.
     cycle: Duration,
-    rng: u64,
 }
 
 impl SoakSlot {
-    fn next_random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn next_op(&mut self) -> SoakOp {
-        let total: u64 = SOAK_MIX.iter().map(|(_, w)| w).sum();
-        let mut pick = self.next_random() % total;
-        for (op, weight) in SOAK_MIX {
-            if pick < weight {
-                return op;
-            }
-            pick -= weight;
-        }
-        SoakOp::IntrospectHot
-    }
-
-    fn username(&self) -> &str {
-        let users = &self.shared.usernames;
-        &users[self.index % users.len()]
-    }
-
     /// Logs this slot's user in, through the login gate.
-    async fn log_in(&mut self) -> Result<(), String> {
-        let _permit = self
-            .shared
+    async fn log_in(&mut self) -> Outcome {
+        let f = &*self.shared;
+        let _permit = f
             .logins
             .acquire()
             .await
             .map_err(|_| "gate-closed".to_owned())?;
-        let request = password_grant(
-            &self.shared.market_id,
-            self.username(),
-            &self.shared.password,
-        );
-        let response = self
-            .auth
-            .issue_token(request)
+        let slot = &mut self.slot;
+        let token = slot
+            .caller
+            .log_in(&f.clients.market_id, &slot.username, &f.password)
             .await
-            .map_err(|s| status_key(&s))?
-            .into_inner();
-        self.refresh_token = Some(response.refresh_token);
+            .map_err(|s| status_key(&s))?;
+        slot.refresh_token = Some(token);
         self.session_started = Instant::now();
         Ok(())
     }
 
     /// Ends this slot's session with its refresh token (a logout).
-    async fn log_out(&mut self) -> Result<(), String> {
-        let Some(token) = self.refresh_token.take() else {
+    async fn log_out(&mut self) -> Outcome {
+        let Some(token) = self.slot.refresh_token.take() else {
             return Ok(());
         };
-        self.revoke(&token).await
-    }
-
-    async fn revoke(&mut self, token: &str) -> Result<(), String> {
-        self.auth
-            .revoke_token(pb::RevokeTokenRequest {
-                token: token.to_owned(),
-                token_type_hint: 0,
-                client_id: self.shared.market_id.clone(),
-                client_secret: String::new(),
-            })
-            .await
-            .map(drop)
-            .map_err(|s| status_key(&s))
-    }
-
-    async fn introspect_active(&mut self, bearer: &MetadataValue<Ascii>, token: &str) -> Outcome {
-        let answer = self
-            .auth
-            .introspect_token(introspect_request(bearer, token))
-            .await
-            .map_err(|s| status_key(&s))?
-            .into_inner();
-        if answer.active {
-            Ok(())
-        } else {
-            Err("OK(active=false)".into())
-        }
-    }
-
-    async fn issue_anonymous(&mut self) -> Result<String, String> {
-        self.auth
-            .issue_token(client_credentials(&self.shared.market_id, ""))
-            .await
-            .map(|r| r.into_inner().access_token)
-            .map_err(|s| status_key(&s))
-    }
-
-    async fn run(&mut self, op: SoakOp) -> Outcome {
-        match op {
-            SoakOp::IntrospectHot => {
-                let credentials = self.shared.credentials();
-                self.introspect_active(&credentials.bearer, &credentials.hot_token)
-                    .await
-            }
-            SoakOp::IntrospectRecent => {
-                let credentials = self.shared.credentials();
-                let pick = self.next_random();
-                let token = self
-                    .shared
-                    .pick_recent(pick)
-                    .unwrap_or_else(|| credentials.hot_token.clone());
-                self.introspect_active(&credentials.bearer, &token).await
-            }
-            SoakOp::IssueAnonymous => {
-                let token = self.issue_anonymous().await?;
-                self.shared.remember(token);
-                Ok(())
-            }
-            SoakOp::RevokeAnonymous => {
-                let token = self.issue_anonymous().await?;
-                self.revoke(&token).await
-            }
-            SoakOp::IssueIntegration => self
-                .auth
-                .issue_token(client_credentials(
-                    &self.shared.integ_id,
-                    &self.shared.integ_secret,
-                ))
-                .await
-                .map(drop)
-                .map_err(|s| status_key(&s)),
-            SoakOp::Refresh => {
-                let Some(token) = self.refresh_token.take() else {
-                    return Err("no-session".into());
-                };
-                let answer = self
-                    .auth
-                    .issue_token(refresh_grant(&self.shared.market_id, "", &token))
-                    .await
-                    .map_err(|s| status_key(&s))?
-                    .into_inner();
-                if answer.refresh_token.is_empty() {
-                    return Err("OK(no refresh token)".into());
-                }
-                self.refresh_token = Some(answer.refresh_token);
-                Ok(())
-            }
-        }
+        let market_id = &self.shared.clients.market_id;
+        self.slot.caller.revoke(market_id, &token).await
     }
 }
 
-type Outcome = Result<(), String>;
+impl Driver for SoakSlot {
+    type Op = SoakOp;
 
-/// A progress or summary line: on stdout, or on stderr when stdout carries the JSON.
-fn say(json: bool, line: String) {
-    if json {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
+    /// Logs out and back in when the session is due, as a turn of its own.
+    async fn next(&mut self, _counting: bool) -> Option<SoakOp> {
+        if self.slot.refresh_token.is_none() || self.session_started.elapsed() >= self.cycle {
+            let out = self.log_out().await;
+            self.shared.tally.record(Some("logout"), out);
+            let out = self.log_in().await;
+            if out.is_err() {
+                // Do not spin on a failing login.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            self.shared.tally.record(Some("login"), out);
+            return None;
+        }
+        Some(self.slot.next_of(&SOAK_MIX, SoakOp::IntrospectHot))
+    }
+
+    async fn send(&mut self, op: SoakOp) -> Outcome {
+        let (f, slot) = (&*self.shared, &mut self.slot);
+        let market_id = &f.clients.market_id;
+        match op {
+            SoakOp::IntrospectHot => {
+                let credentials = f.credentials();
+                slot.caller
+                    .introspect_active(&credentials.bearer, &credentials.hot_token)
+                    .await
+            }
+            SoakOp::IntrospectRecent => {
+                let credentials = f.credentials();
+                let pick = slot.next_random();
+                let token = f
+                    .pick_recent(pick)
+                    .unwrap_or_else(|| credentials.hot_token.clone());
+                slot.caller
+                    .introspect_active(&credentials.bearer, &token)
+                    .await
+            }
+            SoakOp::IssueAnonymous => {
+                let token = slot.caller.issue_anonymous(market_id).await?;
+                f.remember(token);
+                Ok(())
+            }
+            SoakOp::RevokeAnonymous => {
+                let token = slot.caller.issue_anonymous(market_id).await?;
+                slot.caller.revoke(market_id, &token).await
+            }
+            SoakOp::IssueIntegration => {
+                slot.caller
+                    .issue_integration(&f.clients.integ_id, &f.clients.integ_secret)
+                    .await
+            }
+            SoakOp::Refresh => {
+                let Some(token) = slot.refresh_token.take() else {
+                    return Err("no-session".into());
+                };
+                slot.refresh_token = Some(slot.caller.rotate(market_id, &token).await?);
+                Ok(())
+            }
+        }
+    }
+
+    fn record(&mut self, op: SoakOp, outcome: Outcome, _latency_ns: u64) {
+        self.shared.tally.record(Some(op.name()), outcome);
     }
 }
 
@@ -372,10 +275,6 @@ struct Sample {
     errors: u64,
     rss_kib: Option<u64>,
     rows: Option<TableSizes>,
-}
-
-fn mean_mib(kib: Option<f64>) -> String {
-    kib.map_or_else(|| "n/a".into(), |k| format!("{:.0}", k / 1024.0))
 }
 
 fn rows_text(rows: Option<&TableSizes>) -> String {
@@ -416,15 +315,18 @@ async fn table_sizes(store: &Store) -> Option<TableSizes> {
     }
 }
 
-/// Runs the soak against a server whose clients are registered in `fixture`.
-pub async fn run(
-    args: &Args,
-    length: Duration,
-    fixture: &mut Fixture,
-    channels: &[Channel],
-    store: &Store,
-    usernames: Vec<String>,
-) -> anyhow::Result<()> {
+/// Runs the soak against the server the setup's clients are registered on.
+pub async fn run(setup: &mut Setup<'_>, length: Duration) -> anyhow::Result<()> {
+    let (args, store, channels) = (setup.args, setup.store, &setup.channels);
+    let fixture = &mut setup.fixture;
+    let usernames = create_users(
+        store,
+        &setup.hasher,
+        &format!("bench-{}-soak", fixture.run_id),
+        setup.user_count,
+        &fixture.password,
+    )
+    .await?;
     let warmup = args.soak_warmup.unwrap_or_else(|| default_warmup(length));
     if length <= warmup {
         bail!(
@@ -436,26 +338,21 @@ pub async fn run(
     if args.sample_every.is_zero() {
         bail!("--sample-every must be more than 0s");
     }
-    refresh_credentials(fixture, &channels[0]).await?;
+    fixture.renew(&channels[0]).await?;
     // The hot token's lifetime says how long the server's tokens live.
     let token_ttl = {
-        let mut auth = AuthServiceClient::new(channels[0].clone());
-        let probe = auth
-            .issue_token(client_credentials(&fixture.market_id, ""))
+        let probe = crate::requests::Caller::new(channels[0].clone())
+            .issue(&fixture.clients.market_id, "")
             .await
-            .map_err(|s| anyhow!("cannot issue an anonymous token: {}", describe(&s)))?
-            .into_inner();
+            .map_err(|s| anyhow!("cannot issue an anonymous token: {}", describe(&s)))?;
         Duration::from_secs(probe.expires_in.max(2).unsigned_abs())
     };
     let shared = Arc::new(Shared {
-        market_id: fixture.market_id.clone(),
-        integ_id: fixture.integ_id.clone(),
-        integ_secret: fixture.integ_secret.clone(),
+        clients: fixture.clients.clone(),
         password: fixture.password.clone(),
-        usernames,
         credentials: RwLock::new(Arc::new(Credentials {
-            bearer: fixture.bearer.clone(),
-            hot_token: fixture.hot_token.clone(),
+            bearer: fixture.credentials.bearer.clone(),
+            hot_token: fixture.credentials.hot_token.clone(),
         })),
         recent: Mutex::new(VecDeque::with_capacity(RECENT_TOKENS)),
         fresh_for: token_ttl / 2,
@@ -463,27 +360,18 @@ pub async fn run(
         tally: Tally::default(),
     });
 
-    let mut slots = Vec::with_capacity(args.concurrency);
-    let started = Instant::now();
-    for index in 0..args.concurrency {
-        let mut slot = SoakSlot {
-            index,
-            auth: AuthServiceClient::new(channels[index % channels.len()].clone()),
-            shared: shared.clone(),
-            refresh_token: None,
-            session_started: Instant::now(),
-            cycle: Duration::from_secs(30 + (index as u64 * 7) % 31),
-            rng: 0x50A4_0000 + index as u64,
-        };
-        slot.log_in()
-            .await
-            .map_err(|key| anyhow!("cannot log in a session for slot {index}: {key}"))?;
-        slots.push(slot);
-    }
+    let slots = Slot::many(channels, args.concurrency, &usernames, 0x50A4_0000);
+    let (slots, took) = open_sessions(
+        slots,
+        LOGIN_SLOTS,
+        &fixture.clients.market_id,
+        &fixture.password,
+    )
+    .await?;
     eprintln!(
         "soak: {} sessions logged in in {:.2}s; tokens live {}; samples every {}, RSS baseline at the first sample from {}",
         slots.len(),
-        started.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         humantime::format_duration(token_ttl),
         humantime::format_duration(args.sample_every),
         humantime::format_duration(warmup),
@@ -510,68 +398,34 @@ pub async fn run(
 
     let start = Instant::now();
     let end = start + length;
-    let mut tasks = JoinSet::new();
-    for mut slot in slots {
-        tasks.spawn(async move {
-            while Instant::now() < end {
-                if slot.refresh_token.is_none() || slot.session_started.elapsed() >= slot.cycle {
-                    let out = slot.log_out().await;
-                    slot.shared.tally.record("logout", out);
-                    let out = slot.log_in().await;
-                    if out.is_err() {
-                        // Do not spin on a failing login.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    slot.shared.tally.record("login", out);
-                    continue;
-                }
-                let op = slot.next_op();
-                let out = slot.run(op).await;
-                slot.shared.tally.record(op.name(), out);
-            }
-        });
-    }
+    let drivers = slots
+        .into_iter()
+        .map(|slot| SoakSlot {
+            cycle: Duration::from_secs(30 + (slot.index as u64 * 7) % 31),
+            slot,
+            shared: shared.clone(),
+            session_started: Instant::now(),
+        })
+        .collect();
+    let load = tokio::spawn(drive(drivers, start, end));
 
     // Renews the bearer and the hot token at a third of their lifetime.
     let renewer = {
         let shared = shared.clone();
         let channel = channels[0].clone();
-        let (integ_id, integ_secret, market_id) = (
-            fixture.integ_id.clone(),
-            fixture.integ_secret.clone(),
-            fixture.market_id.clone(),
-        );
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(token_ttl / 3).await;
-                let mut scratch = Fixture {
-                    market_id: market_id.clone(),
-                    integ_id: integ_id.clone(),
-                    integ_secret: integ_secret.clone(),
-                    password: String::new(),
-                    usernames: Vec::new(),
-                    bearer: MetadataValue::from_static("Bearer none"),
-                    hot_token: String::new(),
-                    distinct: Arc::new(Vec::new()),
-                };
-                let outcome = refresh_credentials(&mut scratch, &channel).await;
-                match outcome {
-                    Ok(()) => {
-                        let renewed = Arc::new(Credentials {
-                            bearer: scratch.bearer,
-                            hot_token: scratch.hot_token,
-                        });
-                        match shared.credentials.write() {
-                            Ok(mut guard) => *guard = renewed,
-                            Err(poisoned) => *poisoned.into_inner() = renewed,
-                        }
-                        shared.tally.record("renew-credentials", Ok(()));
+                match shared.clients.credentials(&channel).await {
+                    Ok(renewed) => {
+                        shared.renew(renewed);
+                        shared.tally.record(Some("renew-credentials"), Ok(()));
                     }
                     Err(e) => {
                         eprintln!("tessera-bench: soak: cannot renew credentials: {e:#}");
                         shared
                             .tally
-                            .record("renew-credentials", Err("failed".into()));
+                            .record(Some("renew-credentials"), Err("failed".into()));
                     }
                 }
             }
@@ -585,8 +439,8 @@ pub async fn run(
     loop {
         tokio::time::sleep_until(next.min(end).into()).await;
         let at = start.elapsed();
-        let requests = shared.tally.requests.load(Ordering::Relaxed);
-        let errors = shared.tally.errors.load(Ordering::Relaxed);
+        let requests = shared.tally.requests();
+        let errors = shared.tally.errors();
         let rows = table_sizes(store).await;
         let span = (at - last_at).as_secs_f64().max(1e-9);
         let sample = Sample {
@@ -617,9 +471,7 @@ pub async fn run(
         }
         next += args.sample_every;
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.context("a soak task failed")?;
-    }
+    load.await.context("a soak task failed")??;
     renewer.abort();
 
     let rows_at_end = table_sizes(store).await;
@@ -631,7 +483,7 @@ pub async fn run(
             "soak_s": length.as_secs_f64(),
             "concurrency": args.concurrency,
             "connections": args.connections,
-            "mix_percent": SOAK_MIX.iter().map(|(op, w)| (op.name(), *w)).collect::<BTreeMap<_, _>>(),
+            "mix_percent": mix_json(&SOAK_MIX, SoakOp::name),
             "requests": summary.requests,
             "errors": summary.errors,
             "error_rate": summary.error_rate,
@@ -686,8 +538,8 @@ impl Summary {
         length: Duration,
         max_rss_growth: f64,
     ) -> Self {
-        let requests = tally.requests.load(Ordering::Relaxed);
-        let errors = tally.errors.load(Ordering::Relaxed);
+        let requests = tally.requests();
+        let errors = tally.errors();
         let error_rate = if requests == 0 {
             1.0
         } else {
@@ -768,14 +620,7 @@ impl Summary {
                 if self.errors_by_key.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        ": {}",
-                        self.errors_by_key
-                            .iter()
-                            .map(|(k, n)| format!("{k}={n}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )
+                    format!(": {}", counts_text(&self.errors_by_key))
                 }
             ),
             format!(
@@ -784,8 +629,8 @@ impl Summary {
                 mib(self.first_kib),
                 mib(self.max_kib),
                 mib(self.last_kib),
-                mean_mib(self.baseline_peak),
-                mean_mib(self.end_peak),
+                mib_f64(self.baseline_peak),
+                mib_f64(self.end_peak),
                 self.growth
                     .map_or_else(|| "n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
             ),
