@@ -38,7 +38,6 @@ impl Store {
         let txn = self.db.begin().await?;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::DisabledAt, Expr::value(now))
-            .col_expr(clients::Column::TokensValidAfter, Expr::value(now))
             .col_expr(clients::Column::UpdatedAt, Expr::value(now))
             .filter(clients::Column::ClientId.eq(client_id))
             .exec(&txn)
