@@ -10,6 +10,7 @@ mod m20261128_000001_create_schema;
 mod m20261128_000002_revocation_events;
 mod m20261128_000003_health_probes;
 mod m20261128_000004_cleanup_indexes;
+mod m20261207_000005_dead_schema;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_revocation_events::Migration),
             Box::new(m20261128_000003_health_probes::Migration),
             Box::new(m20261128_000004_cleanup_indexes::Migration),
+            Box::new(m20261207_000005_dead_schema::Migration),
         ]
     }
 }

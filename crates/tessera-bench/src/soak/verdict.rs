@@ -29,12 +29,8 @@ pub(super) fn rows_text(rows: Option<&TableSizes>) -> String {
         || "rows n/a".into(),
         |r| {
             format!(
-                "sessions {} refresh_tokens {} revoked_tokens {} revocation_events {} login_throttles {}",
-                r.sessions,
-                r.refresh_tokens,
-                r.revoked_tokens,
-                r.revocation_events,
-                r.login_throttles
+                "sessions {} refresh_tokens {} revocation_events {} login_throttles {}",
+                r.sessions, r.refresh_tokens, r.revocation_events, r.login_throttles
             )
         },
     )
@@ -45,7 +41,6 @@ pub(super) fn rows_json(rows: Option<&TableSizes>) -> serde_json::Value {
         json!({
             "sessions": r.sessions,
             "refresh_tokens": r.refresh_tokens,
-            "revoked_tokens": r.revoked_tokens,
             "revocation_events": r.revocation_events,
             "login_throttles": r.login_throttles,
         })

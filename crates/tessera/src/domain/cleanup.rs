@@ -24,7 +24,6 @@ pub const BATCH: u64 = 500;
 /// - Sessions that ended or expired stay for a key verification window (the longest an access
 ///   token lives, plus leeway), so that a token of theirs can still be revoked while it lives;
 ///   their refresh tokens go first.
-/// - A revoked token's row stays until the token expires (its `expires_at` includes leeway).
 /// - Revocation events stay as long as an instance's revocation view reads back.
 /// - A throttle counter goes when deleting it changes nothing: its window is over, its lock
 ///   (if any) has ended, and it has been idle long enough that its lockouts are forgotten
@@ -35,7 +34,6 @@ pub fn cutoffs(policy: &TokenPolicy, now: i64) -> Cutoffs {
     Cutoffs {
         refresh_tokens_expired: now - leeway,
         sessions_over: now - leeway - window,
-        revoked_tokens_expired: now - leeway,
         revocation_events_before: now
             - leeway
             - ms(revocation_view::retention(policy.key_verification_window())),
@@ -67,7 +65,6 @@ mod tests {
         let leeway = ms(policy.clock_leeway);
         assert!(c.sessions_over <= now - longest_token - 2 * leeway);
         assert!(c.refresh_tokens_expired <= now - leeway);
-        assert!(c.revoked_tokens_expired <= now - leeway);
         assert!(c.revocation_events_before <= c.sessions_over);
         assert!(c.throttles_idle_since <= now - ms(MAX_LOCK));
         assert!(c.throttle_windows_started <= now - ms(WINDOW));

@@ -96,7 +96,6 @@ pub async fn create_client(
             secret_rotated_at: secret_hash.as_ref().map(|_| now),
             secret_hash,
             disabled_at: None,
-            tokens_valid_after: 0,
             created_at: now,
             updated_at: now,
         })

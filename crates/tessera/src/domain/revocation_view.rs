@@ -38,6 +38,7 @@ pub fn retention(keep: Duration) -> Duration {
 struct Revoked {
     sessions: HashMap<String, i64>,
     tokens: HashMap<String, i64>,
+    /// Disabled clients (the time is not used: disabling is for good).
     clients: HashMap<String, i64>,
 }
 
@@ -71,11 +72,15 @@ impl RevocationView {
         Ok(view)
     }
 
-    /// Disabled clients come from the clients table, not the log: their events are cleaned up
-    /// once they are older than the view reads back.
+    /// Disabled clients come from the clients table: the log has no events for them.
     async fn read_disabled_clients(&self) -> Result<(), DomainError> {
-        for client_id in self.store.disabled_client_ids().await? {
-            self.apply(RevocationKind::Client, &client_id, 0);
+        let disabled = self.store.disabled_client_ids().await?;
+        let mut revoked = match self.revoked.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for client_id in disabled {
+            revoked.clients.entry(client_id).or_insert(0);
         }
         Ok(())
     }
@@ -89,7 +94,6 @@ impl RevocationView {
         let map = match kind {
             RevocationKind::Session => &mut revoked.sessions,
             RevocationKind::Token => &mut revoked.tokens,
-            RevocationKind::Client => &mut revoked.clients,
         };
         let entry = map.entry(subject.to_owned()).or_insert(at);
         *entry = (*entry).max(at);

@@ -525,7 +525,7 @@ impl TokenService {
                         .min(session_expires),
                     spent_at: None,
                 },
-                user_unchanged_since: user.map(|u| u.tokens_valid_after),
+                user_version: user.map(|u| u.version),
             })
             .await?;
         if !started {
@@ -697,12 +697,7 @@ impl TokenService {
             match &claims.sid {
                 Some(sid) => self.end_session(sid, now, "revoked").await?,
                 None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
-                    let expires = claims
-                        .expires_at
-                        .saturating_add(ms(self.policy.clock_leeway));
-                    self.store
-                        .revoke_token(&claims.jti, &claims.client_id, now, expires)
-                        .await?;
+                    self.store.revoke_token(&claims.jti, now).await?;
                     self.revoked.apply(RevocationKind::Token, &claims.jti, now);
                 }
                 None => {}

@@ -60,7 +60,7 @@ pub async fn create_user(
         username,
         password_hash,
         disabled_at: None,
-        tokens_valid_after: 0,
+        version: 0,
         created_at: now,
         updated_at: now,
     };

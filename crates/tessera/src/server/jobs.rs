@@ -253,7 +253,6 @@ async fn clean_up(
             Ok(deleted) => tracing::debug!(
                 refresh_tokens = deleted.refresh_tokens,
                 sessions = deleted.sessions,
-                revoked_tokens = deleted.revoked_tokens,
                 revocation_events = deleted.revocation_events,
                 login_throttles = deleted.login_throttles,
                 took_ms = started.elapsed().as_millis(),

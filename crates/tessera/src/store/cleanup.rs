@@ -9,7 +9,7 @@ use sea_orm::{
     },
 };
 
-use super::entity::{login_throttles, refresh_tokens, revocation_events, revoked_tokens, sessions};
+use super::entity::{login_throttles, refresh_tokens, revocation_events, sessions};
 use super::{Store, StoreError};
 
 /// Up to when each kind of row can go: a row is deleted when its time is at or before the
@@ -20,8 +20,6 @@ pub struct Cutoffs {
     pub refresh_tokens_expired: i64,
     /// Sessions that ended or expired by then: their refresh tokens first, then the session.
     pub sessions_over: i64,
-    /// Access tokens revoked on their own whose expiry passed by then.
-    pub revoked_tokens_expired: i64,
     /// Revocation events stamped before then.
     pub revocation_events_before: i64,
     /// Throttle rows last counted by then...
@@ -37,7 +35,6 @@ pub struct Cutoffs {
 pub struct Deleted {
     pub refresh_tokens: u64,
     pub sessions: u64,
-    pub revoked_tokens: u64,
     pub revocation_events: u64,
     pub login_throttles: u64,
 }
@@ -45,11 +42,7 @@ pub struct Deleted {
 impl Deleted {
     /// Rows deleted in all.
     pub fn total(&self) -> u64 {
-        self.refresh_tokens
-            + self.sessions
-            + self.revoked_tokens
-            + self.revocation_events
-            + self.login_throttles
+        self.refresh_tokens + self.sessions + self.revocation_events + self.login_throttles
     }
 }
 
@@ -58,7 +51,6 @@ impl Deleted {
 pub struct TableSizes {
     pub sessions: u64,
     pub refresh_tokens: u64,
-    pub revoked_tokens: u64,
     pub revocation_events: u64,
     pub login_throttles: u64,
 }
@@ -113,15 +105,6 @@ impl Store {
             )
             .await?;
 
-        let revoked_tokens = self
-            .delete_in_batches(
-                revoked_tokens::Entity,
-                revoked_tokens::Column::Jti,
-                Condition::all()
-                    .add(revoked_tokens::Column::ExpiresAt.lte(cutoffs.revoked_tokens_expired)),
-                batch,
-            )
-            .await?;
         let revocation_events = self
             .delete_in_batches(
                 revocation_events::Entity,
@@ -150,7 +133,6 @@ impl Store {
         Ok(Deleted {
             refresh_tokens,
             sessions,
-            revoked_tokens,
             revocation_events,
             login_throttles,
         })
@@ -188,7 +170,6 @@ impl Store {
         Ok(TableSizes {
             sessions: self.count_rows(sessions::Entity).await?,
             refresh_tokens: self.count_rows(refresh_tokens::Entity).await?,
-            revoked_tokens: self.count_rows(revoked_tokens::Entity).await?,
             revocation_events: self.count_rows(revocation_events::Entity).await?,
             login_throttles: self.count_rows(login_throttles::Entity).await?,
         })
@@ -259,31 +240,31 @@ mod tests {
     use super::*;
     use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 
-    fn revoked_before(backend: DbBackend) -> DeleteStatement {
+    fn expired_before(backend: DbBackend) -> DeleteStatement {
         batch_delete(
             backend,
-            revoked_tokens::Entity,
-            revoked_tokens::Column::Jti,
-            Condition::all().add(revoked_tokens::Column::ExpiresAt.lte(42)),
+            refresh_tokens::Entity,
+            refresh_tokens::Column::TokenHash,
+            Condition::all().add(refresh_tokens::Column::ExpiresAt.lte(42)),
             500,
         )
     }
 
     #[test]
     fn postgres_batches_skip_rows_another_instance_holds() {
-        let sql = revoked_before(DbBackend::Postgres).to_string(PostgresQueryBuilder);
+        let sql = expired_before(DbBackend::Postgres).to_string(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500 FOR UPDATE SKIP LOCKED)"#
+            r#"DELETE FROM "refresh_tokens" WHERE "token_hash" IN (SELECT "token_hash" FROM "refresh_tokens" WHERE "refresh_tokens"."expires_at" <= 42 LIMIT 500 FOR UPDATE SKIP LOCKED)"#
         );
     }
 
     #[test]
     fn sqlite_batches_are_plain_limited_subqueries() {
-        let sql = revoked_before(DbBackend::Sqlite).to_string(SqliteQueryBuilder);
+        let sql = expired_before(DbBackend::Sqlite).to_string(SqliteQueryBuilder);
         assert_eq!(
             sql,
-            r#"DELETE FROM "revoked_tokens" WHERE "jti" IN (SELECT "jti" FROM "revoked_tokens" WHERE "revoked_tokens"."expires_at" <= 42 LIMIT 500)"#
+            r#"DELETE FROM "refresh_tokens" WHERE "token_hash" IN (SELECT "token_hash" FROM "refresh_tokens" WHERE "refresh_tokens"."expires_at" <= 42 LIMIT 500)"#
         );
     }
 }

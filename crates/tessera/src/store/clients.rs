@@ -5,7 +5,6 @@ use sea_orm::{
 };
 
 use super::entity::{clients, sessions};
-use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 
 impl Store {
@@ -32,14 +31,13 @@ impl Store {
             .await?)
     }
 
-    /// Disables a client, ends its sessions and marks every token issued to it so far as
-    /// inactive. Returns false when there is no such client.
+    /// Disables a client and ends its sessions: every token issued to it becomes inactive
+    /// once instances reread the disabled clients. Returns false when there is no such client.
     pub async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::DisabledAt, Expr::value(now))
-            .col_expr(clients::Column::TokensValidAfter, Expr::value(now))
             .col_expr(clients::Column::UpdatedAt, Expr::value(now))
             .filter(clients::Column::ClientId.eq(client_id))
             .exec(&txn)
@@ -55,7 +53,6 @@ impl Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
-        revocations::record(&txn, RevocationKind::Client, client_id, now).await?;
         txn.commit().await?;
         Ok(true)
     }

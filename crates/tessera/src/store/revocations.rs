@@ -15,8 +15,6 @@ pub enum RevocationKind {
     Session,
     /// One access token (by jti), revoked alone.
     Token,
-    /// A client disabled: every token issued to it.
-    Client,
 }
 
 impl RevocationKind {
@@ -24,7 +22,6 @@ impl RevocationKind {
         match self {
             Self::Session => "session",
             Self::Token => "token",
-            Self::Client => "client",
         }
     }
 
@@ -32,7 +29,6 @@ impl RevocationKind {
         match text {
             "session" => Some(Self::Session),
             "token" => Some(Self::Token),
-            "client" => Some(Self::Client),
             _ => None,
         }
     }

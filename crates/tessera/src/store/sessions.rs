@@ -4,7 +4,7 @@ use sea_orm::{
     sea_query::{Expr, Query},
 };
 
-use super::entity::{refresh_tokens, revoked_tokens, sessions, users};
+use super::entity::{refresh_tokens, sessions, users};
 use super::revocations::{self, RevocationKind};
 use super::{Store, StoreError};
 use tokio::sync::oneshot;
@@ -44,10 +44,10 @@ impl SessionQueue {
 pub struct NewSession {
     pub session: sessions::Model,
     pub refresh_token: refresh_tokens::Model,
-    /// For a user's session: the user's `tokens_valid_after` as read when the password was
-    /// checked. The session starts only if the user is still enabled and that value has not
-    /// moved (no password change or disable committed in between).
-    pub user_unchanged_since: Option<i64>,
+    /// For a user's session: the user's `version` as read when the password was checked.
+    /// The session starts only if the user is still enabled and still at that version (no
+    /// password change or disable committed in between).
+    pub user_version: Option<i64>,
 }
 
 impl Store {
@@ -104,12 +104,12 @@ impl Store {
             .enumerate()
             .filter_map(|(i, new)| {
                 let user_id = new.session.user_id.as_deref()?;
-                Some((i, user_id, new.user_unchanged_since?))
+                Some((i, user_id, new.user_version?))
             })
             .collect();
         guarded.sort_by(|a, b| a.1.cmp(b.1));
         let mut started = vec![true; batch.len()];
-        for (i, user_id, valid_after) in guarded {
+        for (i, user_id, version) in guarded {
             // Touching the user row also locks it (PostgreSQL), so a concurrent password
             // change or disable either comes first and fails this, or waits and ends this
             // session too.
@@ -120,7 +120,7 @@ impl Store {
                 )
                 .filter(users::Column::UserId.eq(user_id))
                 .filter(users::Column::DisabledAt.is_null())
-                .filter(users::Column::TokensValidAfter.eq(valid_after))
+                .filter(users::Column::Version.eq(version))
                 .exec(&txn)
                 .await?;
             started[i] = touched.rows_affected == 1;
@@ -181,29 +181,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records an access token as revoked until `expires_at`. Revoking twice is harmless.
-    pub async fn revoke_token(
-        &self,
-        jti: &str,
-        client_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
+    /// Records an access token as revoked, in the revocation log. Revoking twice is harmless.
+    pub async fn revoke_token(&self, jti: &str, now: i64) -> Result<(), StoreError> {
         let _write = self.write_guard().await;
-        let row = revoked_tokens::ActiveModel::from(revoked_tokens::Model {
-            jti: jti.to_owned(),
-            client_id: client_id.to_owned(),
-            revoked_at: now,
-            expires_at,
-        });
-        let txn = self.db.begin().await?;
-        revoked_tokens::Entity::insert(row)
-            .on_conflict_do_nothing_on([revoked_tokens::Column::Jti])
-            .exec(&txn)
-            .await?;
-        revocations::record(&txn, RevocationKind::Token, jti, now).await?;
-        txn.commit().await?;
-        Ok(())
+        revocations::record(&self.db, RevocationKind::Token, jti, now).await
     }
 
     /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old

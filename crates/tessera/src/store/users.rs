@@ -79,8 +79,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
+        // A new version, so that a login that read the user before this starts no session
+        // (see `insert_sessions`). The time of the change serves as the version.
         let update = users::Entity::update_many()
-            .col_expr(users::Column::TokensValidAfter, Expr::value(now))
+            .col_expr(users::Column::Version, Expr::value(now))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))
             .filter(users::Column::UserId.eq(user_id));
         if change(update).exec(&txn).await?.rows_affected == 0 {

@@ -2,11 +2,16 @@
 //! bad configuration is one clear line and a non-zero exit.
 use std::process::{Command, Output};
 
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
 use serde_json::Value;
 use tessera::grpc::pb;
+use tessera::store::entity::{revocation_events, users};
+use tessera_migration::{Migrator, MigratorTrait, SchemaManager};
 use tonic::Code;
 
-use crate::common::{TestApp, TestDb, assert_error, assert_inactive, client_credentials};
+use crate::common::{
+    TestApp, TestDb, assert_error, assert_inactive, client_credentials, test_config,
+};
 
 fn tessera(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -213,6 +218,115 @@ async fn migrate_applies_the_schema_and_is_idempotent() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[tokio::test]
+async fn migrations_go_down_all_the_way_and_up_again_on_a_fresh_database() {
+    let db = TestDb::new().await;
+    let conn = tessera::store::connect(&db.url).await.expect("connect");
+    Migrator::up(&conn, None).await.expect("up");
+    Migrator::down(&conn, None).await.expect("down");
+    assert!(
+        Migrator::get_applied_migrations(&conn)
+            .await
+            .expect("applied")
+            .is_empty()
+    );
+    let schema = SchemaManager::new(&conn);
+    for table in ["clients", "users", "sessions", "revocation_events"] {
+        assert!(
+            !schema.has_table(table).await.expect("has_table"),
+            "{table}"
+        );
+    }
+    Migrator::up(&conn, None).await.expect("up again");
+    assert!(
+        Migrator::get_pending_migrations(&conn)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    drop(conn);
+    let config = test_config(&db);
+    let app = TestApp::spawn_on(std::sync::Arc::new(db), config).await;
+    let client = app.marketplace_client().await;
+    let token = app.anonymous_token(&client).await;
+    assert!(app.introspect(&token).await.active);
+}
+
+async fn query_i64(conn: &DatabaseConnection, sql: &str) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get("", "n").expect("n")
+}
+
+#[tokio::test]
+async fn dropping_the_dead_schema_keeps_user_versions_and_comes_back_down() {
+    let db = TestDb::new().await;
+    let conn = tessera::store::connect(&db.url).await.expect("connect");
+    // Everything before the migration that drops the dead schema.
+    let before = Migrator::migrations().len() - 1;
+    Migrator::up(&conn, Some(u32::try_from(before).expect("few")))
+        .await
+        .expect("up to the one before");
+    for sql in [
+        "INSERT INTO clients (client_id, name, kind, disabled_at, tokens_valid_after, created_at, updated_at) \
+         VALUES ('c1', 'web', 'marketplace', 7, 7, 1, 7), ('c2', 'app', 'marketplace', NULL, 0, 1, 1)",
+        "INSERT INTO users (user_id, username, password_hash, tokens_valid_after, created_at, updated_at) \
+         VALUES ('u1', 'ann@example.com', 'x', 42, 1, 42)",
+        "INSERT INTO revocation_events (kind, subject, at) \
+         VALUES ('client', 'c1', 7), ('session', 's1', 8), ('token', 't1', 9)",
+        "INSERT INTO revoked_tokens (jti, client_id, revoked_at, expires_at) VALUES ('t1', 'c2', 9, 99)",
+    ] {
+        conn.execute_unprepared(sql).await.expect(sql);
+    }
+
+    Migrator::up(&conn, None).await.expect("up");
+    let user = users::Entity::find_by_id("u1".to_owned())
+        .one(&conn)
+        .await
+        .expect("read user")
+        .expect("the user");
+    assert_eq!(user.version, 42);
+    let kinds: Vec<String> = revocation_events::Entity::find()
+        .all(&conn)
+        .await
+        .expect("read events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["session", "token"]);
+    let schema = SchemaManager::new(&conn);
+    assert!(!schema.has_table("revoked_tokens").await.expect("has_table"));
+    assert!(
+        !schema
+            .has_column("clients", "tokens_valid_after")
+            .await
+            .expect("has_column")
+    );
+
+    Migrator::down(&conn, Some(1)).await.expect("down");
+    assert!(schema.has_table("revoked_tokens").await.expect("has_table"));
+    assert!(
+        schema
+            .has_column("clients", "tokens_valid_after")
+            .await
+            .expect("has_column")
+    );
+    let user_valid_after = "SELECT tokens_valid_after AS n FROM users WHERE user_id = 'u1'";
+    assert_eq!(query_i64(&conn, user_valid_after).await, 42);
+    let client_valid_after = "SELECT tokens_valid_after AS n FROM clients WHERE client_id = ";
+    assert_eq!(
+        query_i64(&conn, &format!("{client_valid_after}'c1'")).await,
+        7
+    );
+    assert_eq!(
+        query_i64(&conn, &format!("{client_valid_after}'c2'")).await,
+        0
+    );
 }
 
 fn serve_with(envs: &[(&str, &str)]) -> Output {

@@ -427,7 +427,7 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
                 expires_at: now + 60_000,
                 spent_at: None,
             },
-            user_unchanged_since: Some(read.tokens_valid_after),
+            user_version: Some(read.version),
         })
         .await
         .expect("query");

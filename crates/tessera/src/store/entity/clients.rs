@@ -11,7 +11,6 @@ pub struct Model {
     pub secret_hash: Option<String>,
     pub secret_rotated_at: Option<i64>,
     pub disabled_at: Option<i64>,
-    pub tokens_valid_after: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

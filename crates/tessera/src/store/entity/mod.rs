@@ -3,7 +3,6 @@ pub mod clients;
 pub mod login_throttles;
 pub mod refresh_tokens;
 pub mod revocation_events;
-pub mod revoked_tokens;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

@@ -9,7 +9,9 @@ pub struct Model {
     pub username: String,
     pub password_hash: String,
     pub disabled_at: Option<i64>,
-    pub tokens_valid_after: i64,
+    /// Moved on every password change and disable, so that a login that read the user
+    /// before either cannot start a session after it (an optimistic lock).
+    pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
