@@ -18,6 +18,7 @@ use tessera::{
     domain::{
         TokenService,
         clients::{self, ClientKind},
+        clock::SystemClock,
         hashing::HashCost,
         master_key::MasterKey,
         policy::TokenPolicy,
@@ -80,7 +81,7 @@ impl Harness {
             hash_cost: HashCost::OWASP,
         };
         let (store, tokens) = runtime
-            .block_on(build_token_service(&config))
+            .block_on(build_token_service(&config, SystemClock::shared()))
             .expect("token service");
         // What `serve` does in the background: keep the revocation view fresh, or introspection
         // rightly answers UNAVAILABLE after two seconds (making the fixtures may take longer).

@@ -17,3 +17,12 @@ pub use requests::{
     revoke_request,
 };
 pub use status::{assert_error, assert_inactive, describe, reason_of};
+
+/// The repository traits, for tests that read or write the database behind the server's back
+/// through `TestApp::store`: `use tessera_testkit::prelude::*;`.
+pub mod prelude {
+    pub use tessera::domain::repository::{
+        CleanupRepository as _, ClientRepository as _, KeyRepository as _, RevocationLog as _,
+        SessionRepository as _, ThrottleRepository as _, UserRepository as _,
+    };
+}

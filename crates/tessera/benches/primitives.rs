@@ -12,17 +12,16 @@ use pasetors::{
 };
 use secrecy::SecretString;
 use tessera::{
+    config::{Config, IntrospectionAuth},
     domain::{
         TokenService,
-        clock::now_ms,
+        clock::{SystemClock, now_ms},
         hashing::{HashCost, HashingPool},
-        keyring::{KeyRing, paserk_pid},
-        master_key::MasterKey,
+        keyring::paserk_pid,
         policy::TokenPolicy,
-        revocation_view::RevocationView,
         token::{self, AccessClaims, Unverified},
     },
-    store::{self, Store},
+    server::build_token_service,
 };
 
 fn claims() -> AccessClaims {
@@ -58,24 +57,18 @@ fn token_primitives(c: &mut Criterion) {
 
 /// A token service on an in-memory SQLite database, as the server builds it.
 fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
-    rt.block_on(async {
-        let db = store::connect("sqlite::memory:").await.expect("db");
-        store::migrate(&db).await.expect("migrate");
-        let store = Store::new(db);
-        let policy = TokenPolicy::default();
-        let keys = KeyRing::open(
-            store.clone(),
-            MasterKey::generate().0,
-            policy.key_verification_window(),
-        )
-        .await
-        .expect("keys");
-        let hasher = HashingPool::for_this_machine(HashCost::OWASP).expect("hasher");
-        let revoked = RevocationView::load(store.clone(), policy.key_verification_window())
-            .await
-            .expect("view");
-        Arc::new(TokenService::new(store, keys, hasher, policy, revoked))
-    })
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: "sqlite::memory:".into(),
+        master_key: None,
+        policy: TokenPolicy::default(),
+        introspection_auth: IntrospectionAuth::Bearer,
+        hash_cost: HashCost::OWASP,
+        cleanup_interval: Duration::ZERO,
+    };
+    rt.block_on(build_token_service(&config, SystemClock::shared()))
+        .expect("token service")
+        .1
 }
 
 /// Introspects, reading the revocation log every thousand calls as the server's poller does

@@ -83,7 +83,7 @@ pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {
                 .map(SecretString::from);
             let master = resolve_master_key(master_key.as_ref(), &db.database_url)?;
             let store = open_store(db).await?;
-            let key = keyring::rotate(&store, &master, window).await?;
+            let key = keyring::rotate(&store, &master, window, now_ms()).await?;
             if json {
                 output::json(&key)?;
             } else {

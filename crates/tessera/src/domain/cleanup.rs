@@ -7,10 +7,10 @@ use super::{
     DomainError,
     clock::ms,
     policy::TokenPolicy,
+    repository::{CleanupRepository, Cutoffs, Deleted},
     revocation_view,
-    throttle::{MAX_LOCK, WINDOW},
+    throttle::{MAX_LOCK, QUIET_MS, WINDOW},
 };
-use crate::store::{Cutoffs, Deleted, Store, THROTTLE_QUIET_MS};
 
 /// How often each instance cleans up, by default (plus a little jitter).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -37,7 +37,7 @@ pub fn cutoffs(policy: &TokenPolicy, now: i64) -> Cutoffs {
         revocation_events_before: now
             - leeway
             - ms(revocation_view::retention(policy.key_verification_window())),
-        throttles_idle_since: now - leeway - THROTTLE_QUIET_MS.max(ms(MAX_LOCK)),
+        throttles_idle_since: now - leeway - QUIET_MS.max(ms(MAX_LOCK)),
         throttle_windows_started: now - leeway - ms(WINDOW),
         throttle_locks_ended: now - leeway,
     }
@@ -45,11 +45,11 @@ pub fn cutoffs(policy: &TokenPolicy, now: i64) -> Cutoffs {
 
 /// Deletes everything past its cut-off at `now`.
 pub async fn delete_expired(
-    store: &Store,
+    repo: &dyn CleanupRepository,
     policy: &TokenPolicy,
     now: i64,
 ) -> Result<Deleted, DomainError> {
-    Ok(store.delete_expired(&cutoffs(policy, now), BATCH).await?)
+    Ok(repo.delete_expired(&cutoffs(policy, now), BATCH).await?)
 }
 
 #[cfg(test)]

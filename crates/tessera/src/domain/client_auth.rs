@@ -8,10 +8,14 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::{
-    DomainError, clients::ClientKind, clock::now_ms, hashing::HashingPool, random::sha256,
+    DomainError,
+    clients::ClientKind,
+    clock::SharedClock,
+    hashing::HashingPool,
+    random::sha256,
+    repository::{ClientRecord, SharedRepository},
     revocation_view::RevocationView,
 };
-use crate::store::{Store, entity::clients};
 
 /// A client whose credentials checked out.
 #[derive(Clone, Debug)]
@@ -85,7 +89,8 @@ impl EnabledClients {
 /// Checks client credentials against the database.
 #[derive(Debug)]
 pub struct ClientAuthenticator {
-    store: Store,
+    repo: SharedRepository,
+    clock: SharedClock,
     hasher: HashingPool,
     revoked: Arc<RevocationView>,
     verified: VerifiedSecrets,
@@ -93,9 +98,15 @@ pub struct ClientAuthenticator {
 }
 
 impl ClientAuthenticator {
-    pub fn new(store: Store, hasher: HashingPool, revoked: Arc<RevocationView>) -> Self {
+    pub fn new(
+        repo: SharedRepository,
+        hasher: HashingPool,
+        revoked: Arc<RevocationView>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
-            store,
+            repo,
+            clock,
             hasher,
             revoked,
             verified: VerifiedSecrets::default(),
@@ -133,15 +144,14 @@ impl ClientAuthenticator {
             };
         }
         let client = self
-            .store
+            .repo
             .find_client(client_id)
             .await?
             .ok_or(DomainError::InvalidClient)?;
         if client.disabled_at.is_some() {
             return Err(DomainError::InvalidClient);
         }
-        let kind = ClientKind::parse(&client.kind)
-            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("client has unknown kind")))?;
+        let kind = client.kind;
         self.enabled.remember(&client.client_id, kind);
         match (kind, secret) {
             (ClientKind::Integration, None) => Err(DomainError::InvalidClient),
@@ -165,14 +175,14 @@ impl ClientAuthenticator {
     /// say it was disabled since.
     fn known_enabled(&self, client_id: &str) -> Option<ClientKind> {
         let kind = self.enabled.get(client_id)?;
-        let view_vouches =
-            !self.revoked.is_stale(now_ms()) && !self.revoked.is_client_disabled(client_id);
+        let view_vouches = !self.revoked.is_stale(self.clock.now_ms())
+            && !self.revoked.is_client_disabled(client_id);
         view_vouches.then_some(kind)
     }
 
     async fn check_secret(
         &self,
-        client: &clients::Model,
+        client: &ClientRecord,
         secret: &SecretString,
     ) -> Result<(), DomainError> {
         let Some(stored) = client.secret_hash.as_deref() else {

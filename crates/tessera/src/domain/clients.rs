@@ -2,8 +2,13 @@
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::{DomainError, clock::now_ms, hashing::HashingPool, random::new_secret};
-use crate::store::{Store, entity::clients};
+use super::{
+    DomainError,
+    clock::now_ms,
+    hashing::HashingPool,
+    random::new_secret,
+    repository::{ClientRecord, ClientRepository},
+};
 
 /// The two kinds of client of SPEC §1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -43,12 +48,12 @@ pub struct ClientSummary {
     pub created_at: i64,
 }
 
-impl From<clients::Model> for ClientSummary {
-    fn from(m: clients::Model) -> Self {
+impl From<ClientRecord> for ClientSummary {
+    fn from(m: ClientRecord) -> Self {
         Self {
             client_id: m.client_id,
             name: m.name,
-            kind: m.kind,
+            kind: m.kind.as_str().to_owned(),
             has_secret: m.secret_hash.is_some(),
             disabled: m.disabled_at.is_some(),
             created_at: m.created_at,
@@ -68,7 +73,7 @@ pub const MAX_NAME_LEN: usize = 200;
 
 /// Registers a client. Integration clients always get a secret.
 pub async fn create_client(
-    store: &Store,
+    repo: &dyn ClientRepository,
     hasher: &HashingPool,
     name: &str,
     kind: ClientKind,
@@ -88,18 +93,17 @@ pub async fn create_client(
     };
     let now = now_ms();
     let client_id = uuid::Uuid::new_v4().to_string();
-    store
-        .insert_client(clients::Model {
-            client_id: client_id.clone(),
-            name: name.to_owned(),
-            kind: kind.as_str().to_owned(),
-            secret_rotated_at: secret_hash.as_ref().map(|_| now),
-            secret_hash,
-            disabled_at: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .await?;
+    repo.insert_client(ClientRecord {
+        client_id: client_id.clone(),
+        name: name.to_owned(),
+        kind,
+        secret_rotated_at: secret_hash.as_ref().map(|_| now),
+        secret_hash,
+        disabled_at: None,
+        created_at: now,
+        updated_at: now,
+    })
+    .await?;
     Ok(CreatedClient {
         client_id,
         client_secret: secret.map(SecretString::from),
@@ -107,8 +111,8 @@ pub async fn create_client(
 }
 
 /// Every client.
-pub async fn list_clients(store: &Store) -> Result<Vec<ClientSummary>, DomainError> {
-    Ok(store
+pub async fn list_clients(repo: &dyn ClientRepository) -> Result<Vec<ClientSummary>, DomainError> {
+    Ok(repo
         .list_clients()
         .await?
         .into_iter()
@@ -118,23 +122,26 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientSummary>, DomainErr
 
 /// Disables a client and ends its sessions; its earlier tokens become inactive.
 /// Returns false when there is no such client.
-pub async fn disable_client(store: &Store, client_id: &str) -> Result<bool, DomainError> {
-    Ok(store.disable_client(client_id, now_ms()).await?)
+pub async fn disable_client(
+    repo: &dyn ClientRepository,
+    client_id: &str,
+) -> Result<bool, DomainError> {
+    Ok(repo.disable_client(client_id, now_ms()).await?)
 }
 
 /// Gives a client a new secret; the old one stops working at once on every instance.
 /// `None` when there is no such client.
 pub async fn rotate_secret(
-    store: &Store,
+    repo: &dyn ClientRepository,
     hasher: &HashingPool,
     client_id: &str,
 ) -> Result<Option<SecretString>, DomainError> {
-    if store.find_client(client_id).await?.is_none() {
+    if repo.find_client(client_id).await?.is_none() {
         return Ok(None);
     }
     let secret = new_secret();
     let hash = hasher.hash(SecretString::from(secret.clone())).await?;
-    Ok(store
+    Ok(repo
         .set_client_secret(client_id, hash, now_ms())
         .await?
         .then(|| SecretString::from(secret)))

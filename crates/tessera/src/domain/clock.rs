@@ -1,5 +1,9 @@
-//! Time as Unix milliseconds, and its RFC 3339 form in token claims.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! Time as Unix milliseconds, and its RFC 3339 form in token claims. The domain asks a
+//! [`Clock`] for the time, so that tests can move it instead of waiting.
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
@@ -9,6 +13,58 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Where the domain reads the time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The clock every domain component holds.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+impl SystemClock {
+    /// The system clock, shared.
+    pub fn shared() -> SharedClock {
+        Arc::new(Self)
+    }
+}
+
+/// A clock that moves only when told to. Clones share the time.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<std::sync::atomic::AtomicI64>);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl ManualClock {
+    /// A clock that reads `unix_ms` until moved.
+    pub fn starting_at(unix_ms: i64) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(unix_ms)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(ms(by), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A duration in milliseconds, saturating.

@@ -1,7 +1,7 @@
 //! The one error type of the domain: what a caller can act on.
 use std::time::Duration;
 
-use crate::store::StoreError;
+use super::repository::RepositoryError;
 
 /// One malformed field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +82,16 @@ impl DomainError {
 impl From<super::keyring::KeyRingError> for DomainError {
     fn from(err: super::keyring::KeyRingError) -> Self {
         match err {
-            super::keyring::KeyRingError::Store(store) => store.into(),
+            super::keyring::KeyRingError::Repository(err) => err.into(),
             other => Self::Internal(other.into()),
         }
     }
 }
 
-impl From<StoreError> for DomainError {
-    fn from(err: StoreError) -> Self {
+impl From<RepositoryError> for DomainError {
+    fn from(err: RepositoryError) -> Self {
         match err {
-            StoreError::Unavailable(_) => Self::Unavailable,
+            RepositoryError::Unavailable(_) => Self::Unavailable,
             other => Self::Internal(other.into()),
         }
     }

@@ -17,17 +17,17 @@ use pasetors::{
 };
 
 use super::{
-    clock::now_ms,
+    clock::SharedClock,
     master_key::{MasterKey, MasterKeyError},
+    repository::{KeyRepository, RepositoryError, SharedRepository, SigningKeyRecord},
     token::{self, AccessClaims, Unverified},
 };
-use crate::store::{Store, StoreError, entity::signing_keys};
 
 /// Why the key ring could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Repository(#[from] RepositoryError),
     #[error("TESSERA_MASTER_KEY {0}")]
     MasterKey(#[from] MasterKeyError),
     #[error("signing key {kid} in the database is damaged")]
@@ -78,7 +78,8 @@ const RELOAD_INTERVAL_MS: i64 = 1_000;
 
 /// The key ring of one instance.
 pub struct KeyRing {
-    store: Store,
+    repo: SharedRepository,
+    clock: SharedClock,
     master: MasterKey,
     /// The keys in use, swapped whole on a reload; readers never wait.
     keys: ArcSwap<Keys>,
@@ -98,18 +99,21 @@ impl KeyRing {
     /// verifying: its longest token lifetime plus its clock leeway (and the time it takes
     /// instances to follow a rotation).
     pub async fn open(
-        store: Store,
+        repo: SharedRepository,
         master: MasterKey,
         verify_window: Duration,
+        clock: SharedClock,
     ) -> Result<Self, KeyRingError> {
         let verify_window_ms = super::clock::ms(verify_window);
-        let keys = load_or_create(&store, &master, verify_window_ms).await?;
+        let now = clock.now_ms();
+        let keys = load_or_create(&*repo, &master, verify_window_ms, now).await?;
         Ok(Self {
-            store,
+            repo,
             master,
             keys: ArcSwap::from_pointee(keys),
-            last_reload: AtomicI64::new(now_ms()),
+            last_reload: AtomicI64::new(now),
             verify_window_ms,
+            clock,
         })
     }
 
@@ -154,7 +158,7 @@ impl KeyRing {
     /// Reloads the keys from the database unless that was done less than a second ago.
     /// Returns whether it reloaded.
     pub async fn reload_if_stale(&self) -> Result<bool, KeyRingError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let last = self.last_reload.load(Ordering::Relaxed);
         if now - last < RELOAD_INTERVAL_MS
             || self
@@ -171,31 +175,41 @@ impl KeyRing {
     /// Reloads the keys when the database holds a newer generation than the one signing here
     /// (a rotation on another instance or by the CLI). Returns whether it reloaded.
     pub async fn follow_rotation(&self) -> Result<bool, KeyRingError> {
-        let newest = self.store.newest_key_generation().await?;
+        let newest = self.repo.newest_key_generation().await?;
         if newest == Some(self.snapshot().signing.generation) {
             return Ok(false);
         }
-        self.last_reload.store(now_ms(), Ordering::Relaxed);
+        self.last_reload
+            .store(self.clock.now_ms(), Ordering::Relaxed);
         self.reload().await?;
         Ok(true)
     }
 
     /// Loads the keys from the database and makes them the ones in use.
     async fn reload(&self) -> Result<(), KeyRingError> {
-        let keys = load_or_create(&self.store, &self.master, self.verify_window_ms).await?;
+        let keys = load_or_create(
+            &*self.repo,
+            &self.master,
+            self.verify_window_ms,
+            self.clock.now_ms(),
+        )
+        .await?;
         self.keys.store(Arc::new(keys));
         Ok(())
     }
 
     /// The keys that still verify tokens, newest first, as stored in the database.
     pub async fn published(&self, now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
-        published(&self.store, now).await
+        published(&*self.repo, now).await
     }
 }
 
 /// The keys that still verify tokens, newest first, without opening any secret half.
-pub async fn published(store: &Store, now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
-    let rows = store.list_signing_keys().await?;
+pub async fn published(
+    repo: &dyn KeyRepository,
+    now: i64,
+) -> Result<Vec<PublishedKey>, KeyRingError> {
+    let rows = repo.list_signing_keys().await?;
     let signing_generation = rows.first().map(|r| r.generation);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -229,7 +243,7 @@ pub fn paserk_pid(key: &AsymmetricPublicKey<V4>) -> String {
     out
 }
 
-fn public_key(row: &signing_keys::Model) -> Result<AsymmetricPublicKey<V4>, KeyRingError> {
+fn public_key(row: &SigningKeyRecord) -> Result<AsymmetricPublicKey<V4>, KeyRingError> {
     let public =
         AsymmetricPublicKey::<V4>::from(&row.public_key).map_err(|_| KeyRingError::Damaged {
             kid: row.kid.clone(),
@@ -243,23 +257,21 @@ fn public_key(row: &signing_keys::Model) -> Result<AsymmetricPublicKey<V4>, KeyR
 }
 
 async fn load_or_create(
-    store: &Store,
+    repo: &dyn KeyRepository,
     master: &MasterKey,
     verify_window_ms: i64,
+    now: i64,
 ) -> Result<Keys, KeyRingError> {
     // Two instances starting at once may race to make the first key: the generation is
     // unique, so one insert loses and that instance simply loads the winner's key.
     for _ in 0..3 {
-        let mut rows = store.list_signing_keys().await?;
-        extend_retirements(store, &mut rows, verify_window_ms).await?;
+        let mut rows = repo.list_signing_keys().await?;
+        extend_retirements(repo, &mut rows, verify_window_ms, now).await?;
         if let Some(newest) = rows.first() {
             return keys_from_rows(&rows, newest, master);
         }
-        match store
-            .insert_signing_key(new_key_row(master, 1, now_ms())?)
-            .await
-        {
-            Ok(()) | Err(StoreError::Conflict(_)) => continue,
+        match repo.insert_signing_key(new_key_row(master, 1, now)?).await {
+            Ok(()) | Err(RepositoryError::Conflict(_)) => continue,
             Err(other) => return Err(other.into()),
         }
     }
@@ -272,18 +284,18 @@ async fn load_or_create(
 /// moment, whatever window the rotation assumed (`keys rotate` runs with its own settings).
 /// A key already retired stays retired.
 async fn extend_retirements(
-    store: &Store,
-    rows: &mut [signing_keys::Model],
+    repo: &dyn KeyRepository,
+    rows: &mut [SigningKeyRecord],
     verify_window_ms: i64,
+    now: i64,
 ) -> Result<(), KeyRingError> {
-    let now = now_ms();
     for row in rows.iter_mut() {
         let (Some(superseded), Some(retire)) = (row.superseded_at, row.retire_at) else {
             continue;
         };
         let needed = superseded.saturating_add(verify_window_ms);
         if retire > now && retire < needed {
-            store.extend_key_retirement(&row.kid, needed).await?;
+            repo.extend_key_retirement(&row.kid, needed).await?;
             row.retire_at = Some(needed);
         }
     }
@@ -291,8 +303,8 @@ async fn extend_retirements(
 }
 
 fn keys_from_rows(
-    rows: &[signing_keys::Model],
-    newest: &signing_keys::Model,
+    rows: &[SigningKeyRecord],
+    newest: &SigningKeyRecord,
     master: &MasterKey,
 ) -> Result<Keys, KeyRingError> {
     let opened = master.open(&newest.sealed_secret_key)?;
@@ -333,13 +345,13 @@ pub fn new_key_row(
     master: &MasterKey,
     generation: i64,
     now: i64,
-) -> Result<signing_keys::Model, KeyRingError> {
+) -> Result<SigningKeyRecord, KeyRingError> {
     let pair =
         AsymmetricKeyPair::<V4>::generate().map_err(|e| KeyRingError::Crypto(e.to_string()))?;
     let sealed = master
         .seal(pair.secret.as_bytes())
         .map_err(|e| KeyRingError::Crypto(e.to_string()))?;
-    Ok(signing_keys::Model {
+    Ok(SigningKeyRecord {
         kid: paserk_pid(&pair.public),
         generation,
         public_key: pair.public.as_bytes().to_vec(),
@@ -355,16 +367,16 @@ pub fn new_key_row(
 /// they signed to expire, then retire. The master key must open the current signing key, so
 /// that a wrong key can never seal a key nobody can open.
 pub async fn rotate(
-    store: &Store,
+    repo: &dyn KeyRepository,
     master: &MasterKey,
     verify_for: std::time::Duration,
+    now: i64,
 ) -> Result<PublishedKey, KeyRingError> {
-    let rows = store.list_signing_keys().await?;
+    let rows = repo.list_signing_keys().await?;
     if let Some(current) = rows.first() {
         keys_from_rows(&rows, current, master)?;
     }
     let generation = rows.first().map_or(1, |r| r.generation + 1);
-    let now = now_ms();
     let row = new_key_row(master, generation, now)?;
     let public = public_key(&row)?;
     let published = PublishedKey {
@@ -375,6 +387,6 @@ pub async fn rotate(
         signing: true,
     };
     let retire_at = now.saturating_add(super::clock::ms(verify_for));
-    store.rotate_signing_key(row, now, retire_at).await?;
+    repo.rotate_signing_key(row, now, retire_at).await?;
     Ok(published)
 }

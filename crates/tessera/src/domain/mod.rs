@@ -1,4 +1,6 @@
-//! Grants, sessions, tokens, secret hashing: the logic of Tessera, over the store.
+//! Grants, sessions, tokens, secret hashing: the logic of Tessera, over the repository traits
+//! it owns (`repository`) and a clock it is given (`clock`). It knows nothing of sea-orm or
+//! gRPC.
 pub mod cleanup;
 pub mod client_auth;
 pub mod clients;
@@ -9,6 +11,7 @@ pub mod keyring;
 pub mod master_key;
 pub mod policy;
 pub mod random;
+pub mod repository;
 pub mod revocation_view;
 pub mod scope;
 pub mod service;
@@ -18,4 +21,9 @@ pub mod users;
 pub mod verified_tokens;
 
 pub use error::{DomainError, FieldViolation};
+
+#[cfg(test)]
+mod memory_repository;
+#[cfg(test)]
+mod tests;
 pub use service::TokenService;

@@ -3,19 +3,18 @@
 //! instance reads it from the revocation log within a poll interval.
 use std::{
     collections::HashMap,
-    sync::{
-        RwLock,
-        atomic::{AtomicI64, Ordering},
-    },
+    sync::atomic::{AtomicI64, Ordering},
     time::Duration,
 };
 
+use parking_lot::RwLock;
+
 use super::{
     DomainError,
-    clock::{ms, now_ms},
+    clock::{SharedClock, ms},
+    repository::{RevocationKind, SharedRepository},
     token::AccessClaims,
 };
-use crate::store::{RevocationKind, Store};
 
 /// How often the log is read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -44,7 +43,8 @@ struct Revoked {
 
 /// What this instance knows was revoked.
 pub struct RevocationView {
-    store: Store,
+    repo: SharedRepository,
+    clock: SharedClock,
     revoked: RwLock<Revoked>,
     /// How long an event matters: the longest an access token lives, plus the leeway.
     keep_ms: i64,
@@ -59,26 +59,28 @@ impl std::fmt::Debug for RevocationView {
 
 impl RevocationView {
     /// Loads every event that can still matter, and every disabled client.
-    pub async fn load(store: Store, keep: Duration) -> Result<Self, DomainError> {
+    pub async fn load(
+        repo: SharedRepository,
+        keep: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, DomainError> {
         let view = Self {
-            store,
+            repo,
+            clock,
             revoked: RwLock::new(Revoked::default()),
             keep_ms: ms(retention(keep)),
             last_read: AtomicI64::new(0),
         };
         view.read_disabled_clients().await?;
-        let now = now_ms();
+        let now = view.clock.now_ms();
         view.read_since(now - view.keep_ms, now).await?;
         Ok(view)
     }
 
     /// Disabled clients come from the clients table: the log has no events for them.
     async fn read_disabled_clients(&self) -> Result<(), DomainError> {
-        let disabled = self.store.disabled_client_ids().await?;
-        let mut revoked = match self.revoked.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let disabled = self.repo.disabled_client_ids().await?;
+        let mut revoked = self.revoked.write();
         for client_id in disabled {
             revoked.clients.entry(client_id).or_insert(0);
         }
@@ -87,10 +89,7 @@ impl RevocationView {
 
     /// Records a revocation made by this instance, effective from the next call on.
     pub fn apply(&self, kind: RevocationKind, subject: &str, at: i64) {
-        let mut revoked = match self.revoked.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut revoked = self.revoked.write();
         let map = match kind {
             RevocationKind::Session => &mut revoked.sessions,
             RevocationKind::Token => &mut revoked.tokens,
@@ -102,7 +101,7 @@ impl RevocationView {
     /// Reads what other instances (and the CLI) revoked since the last read, and forgets
     /// what can no longer matter.
     pub async fn refresh(&self) -> Result<(), DomainError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let since = self.last_read.load(Ordering::Relaxed).min(now) - LOOKBACK_MS;
         // Disabled clients are read from the clients table itself on every poll (a small
         // query): instances trust this view to stop issuing to a disabled client, so its
@@ -115,20 +114,15 @@ impl RevocationView {
     }
 
     async fn read_since(&self, since: i64, now: i64) -> Result<(), DomainError> {
-        for event in self.store.revocation_events_since(since).await? {
-            if let Some(kind) = RevocationKind::parse(&event.kind) {
-                self.apply(kind, &event.subject, event.at);
-            }
+        for event in self.repo.revocation_events_since(since).await? {
+            self.apply(event.kind, &event.subject, event.at);
         }
         self.last_read.store(now, Ordering::Relaxed);
         Ok(())
     }
 
     fn forget_before(&self, cutoff: i64) {
-        let mut revoked = match self.revoked.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut revoked = self.revoked.write();
         // Disabled clients stay: disabling is for good.
         revoked.sessions.retain(|_, at| *at >= cutoff);
         revoked.tokens.retain(|_, at| *at >= cutoff);
@@ -141,19 +135,13 @@ impl RevocationView {
 
     /// Whether this client was disabled, as far as the view knows.
     pub fn is_client_disabled(&self, client_id: &str) -> bool {
-        let revoked = match self.revoked.read() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let revoked = self.revoked.read();
         revoked.clients.contains_key(client_id)
     }
 
     /// Whether anything revoked covers a token with these (verified) claims.
     pub fn covers(&self, claims: &AccessClaims) -> bool {
-        let revoked = match self.revoked.read() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let revoked = self.revoked.read();
         revoked.clients.contains_key(&claims.client_id)
             || revoked.tokens.contains_key(&claims.jti)
             || claims

@@ -10,21 +10,20 @@ use super::{
     DomainError,
     client_auth::{AuthenticatedClient, ClientAuthenticator},
     clients::ClientKind,
-    clock::{ms, now_ms},
+    clock::{SharedClock, ms},
     hashing::{HashingPool, Reservation},
     keyring::{KeyRing, PublishedKey, Verification},
     policy::TokenPolicy,
     random::{looks_like_secret, new_secret, sha256_hex},
+    repository::{
+        NewSession, RefreshTokenRecord, RevocationKind, SessionRecord, SharedRepository, UserRecord,
+    },
     revocation_view::RevocationView,
     scope,
     throttle::LoginThrottle,
     token::{ACCESS_TOKEN_PREFIX, AccessClaims, Unverified},
     users::normalize_username,
     verified_tokens::VerifiedTokens,
-};
-use crate::store::{
-    NewSession, RevocationKind, Store,
-    entity::{refresh_tokens, sessions, users},
 };
 
 /// What the client asked for in IssueToken, validated for shape by the gRPC layer.
@@ -92,7 +91,8 @@ pub struct ActiveToken {
 /// Issues, checks and revokes tokens.
 #[derive(Debug)]
 pub struct TokenService {
-    store: Store,
+    repo: SharedRepository,
+    clock: SharedClock,
     keys: KeyRing,
     clients: ClientAuthenticator,
     throttle: LoginThrottle,
@@ -107,17 +107,20 @@ pub struct TokenService {
 
 impl TokenService {
     pub fn new(
-        store: Store,
+        repo: SharedRepository,
         keys: KeyRing,
         hasher: HashingPool,
         policy: TokenPolicy,
         revoked: RevocationView,
+        clock: SharedClock,
     ) -> Self {
         let revoked = Arc::new(revoked);
-        let clients = ClientAuthenticator::new(store.clone(), hasher, revoked.clone());
-        let throttle = LoginThrottle::new(store.clone());
+        let clients =
+            ClientAuthenticator::new(repo.clone(), hasher, revoked.clone(), clock.clone());
+        let throttle = LoginThrottle::new(repo.clone(), clock.clone());
         Self {
-            store,
+            repo,
+            clock,
             keys,
             clients,
             throttle,
@@ -227,7 +230,7 @@ impl TokenService {
             Some(user) if verified && user.disabled_at.is_none() => user,
             _ => return Err(DomainError::InvalidGrant),
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let (sid, refresh_token) = self
             .start_session(&client.client_id, Some(&user), &scope, now)
             .await?;
@@ -251,8 +254,8 @@ impl TokenService {
         username: &str,
         password: &SecretString,
         reservation: &Reservation,
-    ) -> Result<(Option<users::Model>, bool), DomainError> {
-        let user = self.store.find_user_by_username(username).await?;
+    ) -> Result<(Option<UserRecord>, bool), DomainError> {
+        let user = self.repo.find_user_by_username(username).await?;
         let stored_hash = match &user {
             Some(user) => user.password_hash.clone(),
             None => self.hasher().dummy_hash().await?,
@@ -298,7 +301,7 @@ impl TokenService {
                 s.scope == scope::USER && s.client_id == client.client_id && s.sid.is_some()
             })
             .ok_or(DomainError::InvalidGrant)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut claims = self.access_claims(
             &client.client_id,
             &subject.sub,
@@ -318,14 +321,19 @@ impl TokenService {
 
     /// Re-hashes a password whose stored hash is weaker than the configured cost. Best effort:
     /// the login has succeeded whatever happens here.
-    async fn upgrade_weak_hash(&self, user: &users::Model, password: SecretString) {
+    async fn upgrade_weak_hash(&self, user: &UserRecord, password: SecretString) {
         if !self.hasher().needs_rehash(&user.password_hash) {
             return;
         }
         let result = match self.hasher().hash(password).await {
             Ok(new_hash) => self
-                .store
-                .upgrade_password_hash(&user.user_id, &user.password_hash, new_hash, now_ms())
+                .repo
+                .upgrade_password_hash(
+                    &user.user_id,
+                    &user.password_hash,
+                    new_hash,
+                    self.clock.now_ms(),
+                )
                 .await
                 .map_err(DomainError::from),
             Err(e) => Err(e),
@@ -346,10 +354,10 @@ impl TokenService {
         requested_scope: &str,
         presented: &str,
     ) -> Result<IssuedToken, DomainError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let hash = sha256_hex(presented);
         let row = self
-            .store
+            .repo
             .find_refresh_token(&hash)
             .await?
             .ok_or(DomainError::InvalidGrant)?;
@@ -367,7 +375,7 @@ impl TokenService {
             return Err(DomainError::InvalidGrant);
         }
         let session = self
-            .store
+            .repo
             .find_session(&row.sid)
             .await?
             .ok_or(DomainError::InvalidGrant)?;
@@ -376,7 +384,7 @@ impl TokenService {
         }
         let scope = scope::narrow(requested_scope, &session.scope)?;
         let successor = new_secret();
-        let successor_row = refresh_tokens::Model {
+        let successor_row = RefreshTokenRecord {
             token_hash: sha256_hex(&successor),
             sid: session.sid.clone(),
             client_id: client.client_id.clone(),
@@ -387,7 +395,7 @@ impl TokenService {
             spent_at: None,
         };
         if !self
-            .store
+            .repo
             .rotate_refresh_token(&hash, successor_row, now)
             .await?
         {
@@ -420,7 +428,7 @@ impl TokenService {
         match client.kind {
             ClientKind::Marketplace => {
                 let scope = scope::narrow(requested_scope, scope::PUBLIC_READ)?;
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let claims = self.access_claims(
                     &client.client_id,
                     &client.client_id,
@@ -433,7 +441,7 @@ impl TokenService {
             }
             ClientKind::Integration => {
                 let scope = scope::narrow(requested_scope, scope::INTEG)?;
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let (sid, refresh_token) = self
                     .start_session(&client.client_id, None, &scope, now)
                     .await?;
@@ -495,7 +503,7 @@ impl TokenService {
     async fn start_session(
         &self,
         client_id: &str,
-        user: Option<&users::Model>,
+        user: Option<&UserRecord>,
         scope: &str,
         now: i64,
     ) -> Result<(String, String), DomainError> {
@@ -503,9 +511,9 @@ impl TokenService {
         let session_expires = now.saturating_add(ms(self.policy.session_max_ttl));
         let refresh_token = new_secret();
         let started = self
-            .store
+            .repo
             .start_session(NewSession {
-                session: sessions::Model {
+                session: SessionRecord {
                     sid: sid.clone(),
                     client_id: client_id.to_owned(),
                     user_id: user.map(|u| u.user_id.clone()),
@@ -515,7 +523,7 @@ impl TokenService {
                     ended_at: None,
                     end_reason: None,
                 },
-                refresh_token: refresh_tokens::Model {
+                refresh_token: RefreshTokenRecord {
                     token_hash: sha256_hex(&refresh_token),
                     sid: sid.clone(),
                     client_id: client_id.to_owned(),
@@ -536,7 +544,7 @@ impl TokenService {
 
     /// Ends a session, in the database and (at once) in this instance's view.
     async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), DomainError> {
-        self.store.end_session(sid, now, reason).await?;
+        self.repo.end_session(sid, now, reason).await?;
         self.revoked.apply(RevocationKind::Session, sid, now);
         Ok(())
     }
@@ -559,7 +567,7 @@ impl TokenService {
     }
 
     async fn introspect_access(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let Some(claims) = self.signed_claims(token, now).await? else {
             return Ok(None);
         };
@@ -624,20 +632,20 @@ impl TokenService {
     }
 
     async fn introspect_refresh(&self, token: &str) -> Result<Option<ActiveToken>, DomainError> {
-        let now = now_ms();
-        let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else {
+        let now = self.clock.now_ms();
+        let Some(row) = self.repo.find_refresh_token(&sha256_hex(token)).await? else {
             return Ok(None);
         };
         if row.spent_at.is_some() || row.expires_at <= now {
             return Ok(None);
         }
-        let Some(session) = self.store.find_session(&row.sid).await? else {
+        let Some(session) = self.repo.find_session(&row.sid).await? else {
             return Ok(None);
         };
         if session.ended_at.is_some() || session.expires_at <= now {
             return Ok(None);
         }
-        let Some(client) = self.store.find_client(&row.client_id).await? else {
+        let Some(client) = self.repo.find_client(&row.client_id).await? else {
             return Ok(None);
         };
         if client.disabled_at.is_some() {
@@ -684,7 +692,7 @@ impl TokenService {
     ) -> Result<(), DomainError> {
         self.ensure_database_usable()?;
         let client = self.clients.authenticate(client_id, secret).await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if token.starts_with(ACCESS_TOKEN_PREFIX) {
             // Expired tokens still name a session that may be alive: ending it is what a
             // logout with a stale access token means.
@@ -697,7 +705,7 @@ impl TokenService {
             match &claims.sid {
                 Some(sid) => self.end_session(sid, now, "revoked").await?,
                 None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
-                    self.store.revoke_token(&claims.jti, now).await?;
+                    self.repo.revoke_token(&claims.jti, now).await?;
                     self.revoked.apply(RevocationKind::Token, &claims.jti, now);
                 }
                 None => {}
@@ -705,7 +713,7 @@ impl TokenService {
             return Ok(());
         }
         if looks_like_secret(token) {
-            let Some(row) = self.store.find_refresh_token(&sha256_hex(token)).await? else {
+            let Some(row) = self.repo.find_refresh_token(&sha256_hex(token)).await? else {
                 return Ok(());
             };
             if row.client_id != client.client_id {
@@ -720,7 +728,7 @@ impl TokenService {
     pub async fn key_set(&self) -> Result<Vec<PublishedKey>, DomainError> {
         self.ensure_database_usable()?;
         self.keys
-            .published(now_ms())
+            .published(self.clock.now_ms())
             .await
             .map_err(DomainError::from)
     }

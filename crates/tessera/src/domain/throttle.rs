@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::{
     DomainError,
-    clock::{ms, now_ms},
+    clock::{SharedClock, ms},
+    repository::SharedRepository,
 };
-use crate::store::Store;
 
 /// Failed attempts per username in a window before it locks.
 pub const USERNAME_LIMIT: i32 = 5;
@@ -16,6 +16,8 @@ pub const ADDRESS_LIMIT: i32 = 100;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The longest lock.
 pub const MAX_LOCK: Duration = Duration::from_secs(24 * 60 * 60);
+/// A key unused for this long forgets its earlier lockouts.
+pub const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// An attempt that was let through: counted (pessimistically, before the password is
 /// checked), to be taken back if it succeeds.
@@ -28,7 +30,8 @@ pub struct Attempt {
 /// Counts and locks login attempts.
 #[derive(Clone, Debug)]
 pub struct LoginThrottle {
-    store: Store,
+    repo: SharedRepository,
+    clock: SharedClock,
 }
 
 /// How long after its window started a key that went over its limit stays locked: to the end
@@ -42,8 +45,8 @@ fn lock_span(lockouts: i32) -> Duration {
 }
 
 impl LoginThrottle {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(repo: SharedRepository, clock: SharedClock) -> Self {
+        Self { repo, clock }
     }
 
     /// Counts an attempt for `username` (and `address`), or refuses it with the delay after
@@ -65,8 +68,8 @@ impl LoginThrottle {
     }
 
     async fn check(&self, key: &str, limit: i32) -> Result<(), DomainError> {
-        let now = now_ms();
-        let count = self.store.count_attempt(key, now, ms(WINDOW)).await?;
+        let now = self.clock.now_ms();
+        let count = self.repo.count_attempt(key, now, ms(WINDOW)).await?;
         if let Some(until) = count.locked_until.filter(|until| *until > now) {
             return Err(slow_down(until - now));
         }
@@ -75,7 +78,7 @@ impl LoginThrottle {
                 .window_started_at
                 .saturating_add(ms(lock_span(count.lockouts)))
                 .max(now + 1_000);
-            self.store.lock_key(key, now, until).await?;
+            self.repo.lock_key(key, now, until).await?;
             return Err(slow_down(until - now));
         }
         Ok(())
@@ -83,12 +86,12 @@ impl LoginThrottle {
 
     /// The attempt got no verdict (for instance, no hashing capacity): it does not count.
     pub async fn release(&self, attempt: Attempt) -> Result<(), DomainError> {
-        let now = now_ms();
-        self.store
+        let now = self.clock.now_ms();
+        self.repo
             .uncount_attempt(&attempt.username_key, now)
             .await?;
         if let Some(key) = &attempt.address_key {
-            self.store.uncount_attempt(key, now).await?;
+            self.repo.uncount_attempt(key, now).await?;
         }
         Ok(())
     }
@@ -96,9 +99,9 @@ impl LoginThrottle {
     /// The attempt succeeded: the username's counter starts over; the address gives back the
     /// one attempt it was charged (others behind it may still be guessing).
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), DomainError> {
-        self.store.reset_key(&attempt.username_key).await?;
+        self.repo.reset_key(&attempt.username_key).await?;
         if let Some(key) = &attempt.address_key {
-            self.store.uncount_attempt(key, now_ms()).await?;
+            self.repo.uncount_attempt(key, self.clock.now_ms()).await?;
         }
         Ok(())
     }

@@ -1,8 +1,12 @@
 //! Users: what `tessera user ...` does, and username normalisation.
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{DomainError, clock::now_ms, hashing::HashingPool};
-use crate::store::{Store, StoreError, entity::users};
+use super::{
+    DomainError,
+    clock::now_ms,
+    hashing::HashingPool,
+    repository::{RepositoryError, UserRecord, UserRepository},
+};
 
 /// Longest username (an e-mail address), in bytes, before and after normalisation.
 pub const MAX_USERNAME_LEN: usize = 320;
@@ -44,7 +48,7 @@ fn validate_new_password(password: &SecretString) -> Result<(), DomainError> {
 
 /// Registers a user; returns its id. A taken username (in any letter case) is refused.
 pub async fn create_user(
-    store: &Store,
+    repo: &dyn UserRepository,
     hasher: &HashingPool,
     username: &str,
     password: SecretString,
@@ -55,7 +59,7 @@ pub async fn create_user(
     let password_hash = hasher.hash(password).await?;
     let now = now_ms();
     let user_id = uuid::Uuid::new_v4().to_string();
-    let row = users::Model {
+    let row = UserRecord {
         user_id: user_id.clone(),
         username,
         password_hash,
@@ -64,40 +68,42 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
     };
-    match store.insert_user(row).await {
+    match repo.insert_user(row).await {
         Ok(()) => Ok(user_id),
-        Err(StoreError::Conflict(_)) => Err(DomainError::invalid_field("username", "is taken")),
+        Err(RepositoryError::Conflict(_)) => {
+            Err(DomainError::invalid_field("username", "is taken"))
+        }
         Err(other) => Err(other.into()),
     }
 }
 
 /// Disables a user and ends their sessions. Returns false when there is no such user.
-pub async fn disable_user(store: &Store, username: &str) -> Result<bool, DomainError> {
-    let Some(user) = store
+pub async fn disable_user(repo: &dyn UserRepository, username: &str) -> Result<bool, DomainError> {
+    let Some(user) = repo
         .find_user_by_username(&normalize_username(username))
         .await?
     else {
         return Ok(false);
     };
-    Ok(store.disable_user(&user.user_id, now_ms()).await?)
+    Ok(repo.disable_user(&user.user_id, now_ms()).await?)
 }
 
 /// Sets a user's password and ends their sessions. Returns false when there is no such user.
 pub async fn set_password(
-    store: &Store,
+    repo: &dyn UserRepository,
     hasher: &HashingPool,
     username: &str,
     password: SecretString,
 ) -> Result<bool, DomainError> {
     validate_new_password(&password)?;
-    let Some(user) = store
+    let Some(user) = repo
         .find_user_by_username(&normalize_username(username))
         .await?
     else {
         return Ok(false);
     };
     let hash = hasher.hash(password).await?;
-    Ok(store.change_password(&user.user_id, hash, now_ms()).await?)
+    Ok(repo.change_password(&user.user_id, hash, now_ms()).await?)
 }
 
 #[cfg(test)]

@@ -14,7 +14,12 @@ use crate::config::{Config, redact_url};
 pub use master_key_file::{dev_master_key_path, resolve_master_key};
 
 use crate::domain::{
-    TokenService, hashing::HashingPool, keyring::KeyRing, revocation_view::RevocationView,
+    TokenService,
+    clock::{SharedClock, SystemClock},
+    hashing::HashingPool,
+    keyring::KeyRing,
+    repository::SharedRepository,
+    revocation_view::RevocationView,
 };
 use crate::grpc::{
     auth_service::AuthServiceImpl,
@@ -43,7 +48,12 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, opens the key ring and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (store, tokens) = build_token_service(&config).await?;
+        Self::build_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// [`Application::build`] on a clock of the caller's (a test's manual clock).
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let (store, tokens) = build_token_service(&config, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -148,7 +158,10 @@ impl Application {
 /// [`Application::build`] binds on top of this; in-process callers (the fuzz targets) wrap
 /// the service in [`AuthServiceImpl`] and call the handlers directly. Nothing follows key
 /// rotations or revocations made elsewhere unless the caller refreshes them.
-pub async fn build_token_service(config: &Config) -> anyhow::Result<(Store, Arc<TokenService>)> {
+pub async fn build_token_service(
+    config: &Config,
+    clock: SharedClock,
+) -> anyhow::Result<(Store, Arc<TokenService>)> {
     let master = resolve_master_key(config.master_key.as_ref(), &config.database_url)?;
     let db = store::connect(&config.database_url)
         .await
@@ -162,18 +175,24 @@ pub async fn build_token_service(config: &Config) -> anyhow::Result<(Store, Arc<
         .await
         .context("cannot apply migrations")?;
     let store = Store::new(db);
+    let repo: SharedRepository = Arc::new(store.clone());
     let keys = KeyRing::open(
-        store.clone(),
+        repo.clone(),
         master,
         config.policy.key_verification_window(),
+        clock.clone(),
     )
     .await
     .context("cannot open the signing keys")?;
     let hasher =
         HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
-    let revoked = RevocationView::load(store.clone(), config.policy.key_verification_window())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
+    let revoked = RevocationView::load(
+        repo.clone(),
+        config.policy.key_verification_window(),
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
     // Made now, so that the first unknown username does not pay for it (or need a second
     // place in the hashing pool while holding one).
     hasher
@@ -181,11 +200,12 @@ pub async fn build_token_service(config: &Config) -> anyhow::Result<(Store, Arc<
         .await
         .map_err(|e| anyhow::anyhow!("cannot make the dummy hash: {e}"))?;
     let tokens = Arc::new(TokenService::new(
-        store.clone(),
+        repo,
         keys,
         hasher,
         config.policy.clone(),
         revoked,
+        clock,
     ));
     Ok((store, tokens))
 }

@@ -9,42 +9,11 @@ use sea_orm::{
     },
 };
 
+use async_trait::async_trait;
+
 use super::entity::{login_throttles, refresh_tokens, revocation_events, sessions};
 use super::{Store, StoreError};
-
-/// Up to when each kind of row can go: a row is deleted when its time is at or before the
-/// cut-off (Unix milliseconds). The domain computes them from the token policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cutoffs {
-    /// Refresh tokens, spent or not, that expired by then.
-    pub refresh_tokens_expired: i64,
-    /// Sessions that ended or expired by then: their refresh tokens first, then the session.
-    pub sessions_over: i64,
-    /// Revocation events stamped before then.
-    pub revocation_events_before: i64,
-    /// Throttle rows last counted by then...
-    pub throttles_idle_since: i64,
-    /// ...whose window started by then...
-    pub throttle_windows_started: i64,
-    /// ...and whose lock, if any, ended by then.
-    pub throttle_locks_ended: i64,
-}
-
-/// How many rows of each kind one clean-up deleted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Deleted {
-    pub refresh_tokens: u64,
-    pub sessions: u64,
-    pub revocation_events: u64,
-    pub login_throttles: u64,
-}
-
-impl Deleted {
-    /// Rows deleted in all.
-    pub fn total(&self) -> u64 {
-        self.refresh_tokens + self.sessions + self.revocation_events + self.login_throttles
-    }
-}
+use crate::domain::repository::{CleanupRepository, Cutoffs, Deleted, RepositoryError};
 
 /// Row counts of the tables the clean-up keeps bounded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,14 +24,15 @@ pub struct TableSizes {
     pub login_throttles: u64,
 }
 
-impl Store {
+#[async_trait]
+impl CleanupRepository for Store {
     /// Deletes every row past its cut-off, `batch` rows per statement, until none is left.
     /// Safe to run on any number of instances at once.
-    pub async fn delete_expired(
+    async fn delete_expired(
         &self,
         cutoffs: &Cutoffs,
         batch: u64,
-    ) -> Result<Deleted, StoreError> {
+    ) -> Result<Deleted, RepositoryError> {
         let batch = std::cmp::Ord::max(batch, 1);
         let mut refresh_tokens = self
             .delete_in_batches(
@@ -137,7 +107,9 @@ impl Store {
             login_throttles,
         })
     }
+}
 
+impl Store {
     /// `DELETE FROM table WHERE pk IN (SELECT pk FROM table WHERE condition LIMIT batch)`,
     /// again and again until a statement deletes fewer than `batch` rows.
     async fn delete_in_batches<E, C>(

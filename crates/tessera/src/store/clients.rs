@@ -1,39 +1,50 @@
 //! Queries on clients.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
 };
 
-use super::entity::{clients, sessions};
-use super::{Store, StoreError};
+use async_trait::async_trait;
 
-impl Store {
+use super::Store;
+use super::entity::{clients, sessions};
+use super::records::client_of;
+use crate::domain::repository::{ClientRecord, ClientRepository, RepositoryError};
+
+#[async_trait]
+impl ClientRepository for Store {
     /// Inserts a new client.
-    pub async fn insert_client(&self, client: clients::Model) -> Result<(), StoreError> {
+    async fn insert_client(&self, client: ClientRecord) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
-        clients::ActiveModel::from(client).insert(&self.db).await?;
+        clients::ActiveModel::from(clients::Model::from(client))
+            .insert(&self.db)
+            .await?;
         Ok(())
     }
 
     /// The client with this id, disabled or not.
-    pub async fn find_client(&self, client_id: &str) -> Result<Option<clients::Model>, StoreError> {
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, RepositoryError> {
         Ok(clients::Entity::find_by_id(client_id.to_owned())
             .one(&self.db)
-            .await?)
+            .await?
+            .and_then(client_of))
     }
 
     /// Every client, oldest first.
-    pub async fn list_clients(&self) -> Result<Vec<clients::Model>, StoreError> {
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, RepositoryError> {
         Ok(clients::Entity::find()
             .order_by_asc(clients::Column::CreatedAt)
             .order_by_asc(clients::Column::ClientId)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .filter_map(client_of)
+            .collect())
     }
 
     /// Disables a client and ends its sessions: every token issued to it becomes inactive
     /// once instances reread the disabled clients. Returns false when there is no such client.
-    pub async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let updated = clients::Entity::update_many()
@@ -58,12 +69,12 @@ impl Store {
     }
 
     /// Replaces a client's secret hash. Returns false when there is no such client.
-    pub async fn set_client_secret(
+    async fn set_client_secret(
         &self,
         client_id: &str,
         secret_hash: String,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, RepositoryError> {
         let _write = self.write_guard().await;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::SecretHash, Expr::value(secret_hash))
@@ -73,5 +84,16 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(updated.rows_affected > 0)
+    }
+
+    /// The ids of every disabled client.
+    async fn disabled_client_ids(&self) -> Result<Vec<String>, RepositoryError> {
+        Ok(clients::Entity::find()
+            .select_only()
+            .column(clients::Column::ClientId)
+            .filter(clients::Column::DisabledAt.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?)
     }
 }

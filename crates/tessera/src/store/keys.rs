@@ -4,30 +4,37 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 
-use super::entity::signing_keys;
-use super::{Store, StoreError};
+use async_trait::async_trait;
 
-impl Store {
+use super::Store;
+use super::entity::signing_keys;
+use crate::domain::repository::{KeyRepository, RepositoryError, SigningKeyRecord};
+
+#[async_trait]
+impl KeyRepository for Store {
     /// Every signing key, newest generation first.
-    pub async fn list_signing_keys(&self) -> Result<Vec<signing_keys::Model>, StoreError> {
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, RepositoryError> {
         Ok(signing_keys::Entity::find()
             .order_by_desc(signing_keys::Column::Generation)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
-    /// Inserts a key. [`StoreError::Conflict`] when another instance installed a key of the
-    /// same generation first.
-    pub async fn insert_signing_key(&self, key: signing_keys::Model) -> Result<(), StoreError> {
+    /// Inserts a key. `Conflict` when another instance installed a key of the same generation
+    /// first.
+    async fn insert_signing_key(&self, key: SigningKeyRecord) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
-        signing_keys::ActiveModel::from(key)
+        signing_keys::ActiveModel::from(signing_keys::Model::from(key))
             .insert(&self.db)
             .await?;
         Ok(())
     }
 
     /// The generation of the newest key, if any: a cheap check for a rotation elsewhere.
-    pub async fn newest_key_generation(&self) -> Result<Option<i64>, StoreError> {
+    async fn newest_key_generation(&self) -> Result<Option<i64>, RepositoryError> {
         Ok(signing_keys::Entity::find()
             .select_only()
             .column(signing_keys::Column::Generation)
@@ -39,18 +46,20 @@ impl Store {
     }
 
     /// Installs `key` as the signing key: every older key stops signing now and retires at
-    /// `retire_at` (unless it was set to retire earlier). [`StoreError::Conflict`] when a
+    /// `retire_at` (unless it was set to retire earlier). `Conflict` when a
     /// concurrent rotation installed this generation first.
-    pub async fn rotate_signing_key(
+    async fn rotate_signing_key(
         &self,
-        key: signing_keys::Model,
+        key: SigningKeyRecord,
         now: i64,
         retire_at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let generation = key.generation;
-        signing_keys::ActiveModel::from(key).insert(&txn).await?;
+        signing_keys::ActiveModel::from(signing_keys::Model::from(key))
+            .insert(&txn)
+            .await?;
         signing_keys::Entity::update_many()
             .col_expr(signing_keys::Column::SupersededAt, Expr::value(now))
             .filter(signing_keys::Column::Generation.lt(generation))
@@ -72,7 +81,11 @@ impl Store {
     }
 
     /// Moves a key's retirement later, never earlier.
-    pub async fn extend_key_retirement(&self, kid: &str, retire_at: i64) -> Result<(), StoreError> {
+    async fn extend_key_retirement(
+        &self,
+        kid: &str,
+        retire_at: i64,
+    ) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         signing_keys::Entity::update_many()
             .col_expr(signing_keys::Column::RetireAt, Expr::value(retire_at))

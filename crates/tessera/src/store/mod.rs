@@ -1,5 +1,6 @@
 //! The repository layer: every SQL query Tessera makes, over sea-orm, for SQLite and PostgreSQL.
-//! Errors leave as [`StoreError`], never as a gRPC status.
+//! [`Store`] implements the domain's repository traits (`domain::repository`); what it adds of
+//! its own (health probes, table sizes) leaves as [`StoreError`], never as a gRPC status.
 pub mod entity;
 
 mod cleanup;
@@ -7,17 +8,15 @@ mod clients;
 mod connect;
 mod error;
 mod keys;
+mod records;
 mod revocations;
 mod sessions;
 mod throttle;
 mod users;
 
-pub use cleanup::{Cutoffs, Deleted, TableSizes};
+pub use cleanup::TableSizes;
 pub use connect::{Backend, connect, migrate, with_database_name};
 pub use error::StoreError;
-pub use revocations::RevocationKind;
-pub use sessions::NewSession;
-pub use throttle::{QUIET_MS as THROTTLE_QUIET_MS, ThrottleCount};
 
 use std::sync::Arc;
 

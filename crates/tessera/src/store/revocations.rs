@@ -1,38 +1,15 @@
 //! The revocation log: written in the same transaction as each revocation, read by every
 //! instance's in-memory view.
+use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     EntityTrait, QueryFilter, QueryOrder,
 };
 
-use super::entity::{clients, revocation_events};
+use super::entity::revocation_events;
+use super::records::{event_of, kind_text};
 use super::{Store, StoreError};
-
-/// What a revocation event is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RevocationKind {
-    /// A session ended: every token carrying its sid.
-    Session,
-    /// One access token (by jti), revoked alone.
-    Token,
-}
-
-impl RevocationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Session => "session",
-            Self::Token => "token",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "session" => Some(Self::Session),
-            "token" => Some(Self::Token),
-            _ => None,
-        }
-    }
-}
+use crate::domain::repository::{RepositoryError, RevocationEvent, RevocationKind, RevocationLog};
 
 /// Appends an event to the log, inside the caller's transaction.
 pub(super) async fn record(
@@ -43,7 +20,7 @@ pub(super) async fn record(
 ) -> Result<(), StoreError> {
     revocation_events::ActiveModel {
         id: NotSet,
-        kind: Set(kind.as_str().to_owned()),
+        kind: Set(kind_text(kind).to_owned()),
         subject: Set(subject.to_owned()),
         at: Set(at),
     }
@@ -52,27 +29,20 @@ pub(super) async fn record(
     Ok(())
 }
 
-impl Store {
+#[async_trait]
+impl RevocationLog for Store {
     /// Events stamped at or after `since`, oldest first.
-    pub async fn revocation_events_since(
+    async fn revocation_events_since(
         &self,
         since: i64,
-    ) -> Result<Vec<revocation_events::Model>, StoreError> {
+    ) -> Result<Vec<RevocationEvent>, RepositoryError> {
         Ok(revocation_events::Entity::find()
             .filter(revocation_events::Column::At.gte(since))
             .order_by_asc(revocation_events::Column::Id)
             .all(&self.db)
-            .await?)
-    }
-
-    /// The ids of every disabled client.
-    pub async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(clients::Entity::find()
-            .filter(clients::Column::DisabledAt.is_not_null())
-            .all(&self.db)
             .await?
             .into_iter()
-            .map(|c| c.client_id)
+            .filter_map(event_of)
             .collect())
     }
 }

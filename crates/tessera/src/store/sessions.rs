@@ -5,8 +5,13 @@ use sea_orm::{
 };
 
 use super::entity::{refresh_tokens, sessions, users};
-use super::revocations::{self, RevocationKind};
+use super::revocations;
 use super::{Store, StoreError};
+use crate::domain::repository::{
+    NewSession, RefreshTokenRecord, RepositoryError, RevocationKind, SessionRecord,
+    SessionRepository,
+};
+use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 /// Sessions in one transaction at most: 8 columns each stays far below SQLite's limit of
@@ -39,18 +44,8 @@ impl SessionQueue {
     }
 }
 
-/// A session to start, with its first refresh token.
-#[derive(Debug)]
-pub struct NewSession {
-    pub session: sessions::Model,
-    pub refresh_token: refresh_tokens::Model,
-    /// For a user's session: the user's `version` as read when the password was checked.
-    /// The session starts only if the user is still enabled and still at that version (no
-    /// password change or disable committed in between).
-    pub user_version: Option<i64>,
-}
-
-impl Store {
+#[async_trait]
+impl SessionRepository for Store {
     /// Starts a session and stores its first refresh token, atomically.
     /// Returns false, and stores nothing, when the user guard no longer holds.
     ///
@@ -58,18 +53,102 @@ impl Store {
     /// costs the same for one row as for a hundred, and on SQLite every write waits for the
     /// one before. The commit runs on a task of its own, so that a caller who goes away does
     /// not abort a batch holding other callers' sessions.
-    pub async fn start_session(&self, new: NewSession) -> Result<bool, StoreError> {
+    async fn start_session(&self, new: NewSession) -> Result<bool, RepositoryError> {
         let (done, outcome) = oneshot::channel();
         self.session_queue.push(new, done);
         let store = self.clone();
         tokio::spawn(async move { store.commit_queued_sessions().await });
-        outcome.await.unwrap_or_else(|_| {
+        let started = outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(DbErr::Custom(
                 "the session batch was abandoned".to_owned(),
             )))
-        })
+        });
+        Ok(started?)
     }
 
+    /// The session with this id, ended or not.
+    async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, RepositoryError> {
+        Ok(sessions::Entity::find_by_id(sid.to_owned())
+            .one(&self.db)
+            .await?
+            .map(Into::into))
+    }
+
+    /// The refresh token with this hash, spent or not.
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, RepositoryError> {
+        Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await?
+            .map(Into::into))
+    }
+
+    /// Ends a session (once: a session already ended keeps its first end).
+    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), RepositoryError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let ended = sessions::Entity::update_many()
+            .col_expr(sessions::Column::EndedAt, Expr::value(now))
+            .col_expr(sessions::Column::EndReason, Expr::value(reason))
+            .filter(sessions::Column::Sid.eq(sid))
+            .filter(sessions::Column::EndedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if ended.rows_affected > 0 {
+            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records an access token as revoked, in the revocation log. Revoking twice is harmless.
+    async fn revoke_token(&self, jti: &str, now: i64) -> Result<(), RepositoryError> {
+        let _write = self.write_guard().await;
+        revocations::record(&self.db, RevocationKind::Token, jti, now).await?;
+        Ok(())
+    }
+
+    /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old
+    /// token is unspent and unexpired and its session is live. Of any number of concurrent
+    /// calls for one token, exactly one returns true.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool, RepositoryError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let live_sessions = Query::select()
+            .column(sessions::Column::Sid)
+            .from(sessions::Entity)
+            .and_where(sessions::Column::Sid.eq(successor.sid.clone()))
+            .and_where(sessions::Column::EndedAt.is_null())
+            .and_where(sessions::Column::ExpiresAt.gt(now))
+            .to_owned();
+        let spent = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(now))
+            .filter(refresh_tokens::Column::Sid.in_subquery(live_sessions))
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        refresh_tokens::ActiveModel::from(refresh_tokens::Model::from(successor))
+            .insert(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}
+
+impl Store {
     /// Commits whatever sessions are queued (up to a batch), and tells each caller.
     async fn commit_queued_sessions(&self) {
         let _leader = self.session_queue.leader.lock().await;
@@ -131,8 +210,10 @@ impl Store {
             .filter(|(_, started)| **started)
             .map(|(new, _)| {
                 (
-                    sessions::ActiveModel::from(new.session),
-                    refresh_tokens::ActiveModel::from(new.refresh_token),
+                    sessions::ActiveModel::from(sessions::Model::from(new.session)),
+                    refresh_tokens::ActiveModel::from(refresh_tokens::Model::from(
+                        new.refresh_token,
+                    )),
                 )
             })
             .unzip();
@@ -144,83 +225,5 @@ impl Store {
         }
         txn.commit().await?;
         Ok(started)
-    }
-
-    /// The session with this id, ended or not.
-    pub async fn find_session(&self, sid: &str) -> Result<Option<sessions::Model>, StoreError> {
-        Ok(sessions::Entity::find_by_id(sid.to_owned())
-            .one(&self.db)
-            .await?)
-    }
-
-    /// The refresh token with this hash, spent or not.
-    pub async fn find_refresh_token(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<refresh_tokens::Model>, StoreError> {
-        Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned())
-            .one(&self.db)
-            .await?)
-    }
-
-    /// Ends a session (once: a session already ended keeps its first end).
-    pub async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), StoreError> {
-        let _write = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        let ended = sessions::Entity::update_many()
-            .col_expr(sessions::Column::EndedAt, Expr::value(now))
-            .col_expr(sessions::Column::EndReason, Expr::value(reason))
-            .filter(sessions::Column::Sid.eq(sid))
-            .filter(sessions::Column::EndedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if ended.rows_affected > 0 {
-            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Records an access token as revoked, in the revocation log. Revoking twice is harmless.
-    pub async fn revoke_token(&self, jti: &str, now: i64) -> Result<(), StoreError> {
-        let _write = self.write_guard().await;
-        revocations::record(&self.db, RevocationKind::Token, jti, now).await
-    }
-
-    /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old
-    /// token is unspent and unexpired and its session is live. Of any number of concurrent
-    /// calls for one token, exactly one returns true.
-    pub async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        successor: refresh_tokens::Model,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let _write = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        let live_sessions = Query::select()
-            .column(sessions::Column::Sid)
-            .from(sessions::Entity)
-            .and_where(sessions::Column::Sid.eq(successor.sid.clone()))
-            .and_where(sessions::Column::EndedAt.is_null())
-            .and_where(sessions::Column::ExpiresAt.gt(now))
-            .to_owned();
-        let spent = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
-            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
-            .filter(refresh_tokens::Column::SpentAt.is_null())
-            .filter(refresh_tokens::Column::ExpiresAt.gt(now))
-            .filter(refresh_tokens::Column::Sid.in_subquery(live_sessions))
-            .exec(&txn)
-            .await?;
-        if spent.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        refresh_tokens::ActiveModel::from(successor)
-            .insert(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(true)
     }
 }

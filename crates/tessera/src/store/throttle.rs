@@ -5,35 +5,25 @@ use sea_orm::{
     sea_query::{Expr, OnConflict, Query},
 };
 
+use async_trait::async_trait;
+
 use super::entity::login_throttles::{self, Column};
 use super::{Store, StoreError};
+use crate::domain::{
+    repository::{RepositoryError, ThrottleCount, ThrottleRepository},
+    throttle::QUIET_MS,
+};
 
-/// A key unused for this long forgets its earlier lockouts.
-pub const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// The counter of one key after an attempt was counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ThrottleCount {
-    /// Attempts in the current window, this one included (counted before the password is
-    /// checked, and taken back by a success).
-    pub failures: i32,
-    /// Until when the key is locked, if it is.
-    pub locked_until: Option<i64>,
-    /// When the current window started.
-    pub window_started_at: i64,
-    /// How many times the key was locked since it was last quiet for a day.
-    pub lockouts: i32,
-}
-
-impl Store {
+#[async_trait]
+impl ThrottleRepository for Store {
     /// Counts one attempt for `key`: starts a new window when the last one is over, and leaves
     /// a locked key's counter alone.
-    pub async fn count_attempt(
+    async fn count_attempt(
         &self,
         key: &str,
         now: i64,
         window_ms: i64,
-    ) -> Result<ThrottleCount, StoreError> {
+    ) -> Result<ThrottleCount, RepositoryError> {
         let _write = self.write_guard().await;
         let t = "login_throttles";
         let locked = format!("{t}.locked_until IS NOT NULL AND {t}.locked_until > {now}");
@@ -73,7 +63,7 @@ impl Store {
     }
 
     /// Locks `key` until `until`, unless another attempt locked it first.
-    pub async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<(), StoreError> {
+    async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::update_many()
             .col_expr(Column::LockedUntil, Expr::value(until))
@@ -91,7 +81,7 @@ impl Store {
     }
 
     /// Forgets a key's counter (a successful login).
-    pub async fn reset_key(&self, key: &str) -> Result<(), StoreError> {
+    async fn reset_key(&self, key: &str) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::delete_many()
             .filter(Column::ThrottleKey.eq(key))
@@ -101,7 +91,7 @@ impl Store {
     }
 
     /// Takes one counted attempt back (a success from a shared address).
-    pub async fn uncount_attempt(&self, key: &str, now: i64) -> Result<(), StoreError> {
+    async fn uncount_attempt(&self, key: &str, now: i64) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::update_many()
             .col_expr(Column::Failures, Expr::col(Column::Failures).sub(1))

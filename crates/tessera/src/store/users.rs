@@ -4,38 +4,45 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::entity::{sessions, users};
-use super::revocations::{self, RevocationKind};
-use super::{Store, StoreError};
+use async_trait::async_trait;
 
-impl Store {
-    /// Inserts a user. [`StoreError::Conflict`] when the username is taken.
-    pub async fn insert_user(&self, user: users::Model) -> Result<(), StoreError> {
+use super::entity::{sessions, users};
+use super::revocations;
+use super::{Store, StoreError};
+use crate::domain::repository::{RepositoryError, RevocationKind, UserRecord, UserRepository};
+
+#[async_trait]
+impl UserRepository for Store {
+    /// Inserts a user. `Conflict` when the username is taken.
+    async fn insert_user(&self, user: UserRecord) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
-        users::ActiveModel::from(user).insert(&self.db).await?;
+        users::ActiveModel::from(users::Model::from(user))
+            .insert(&self.db)
+            .await?;
         Ok(())
     }
 
     /// The user with this (normalised) username.
-    pub async fn find_user_by_username(
+    async fn find_user_by_username(
         &self,
         username: &str,
-    ) -> Result<Option<users::Model>, StoreError> {
+    ) -> Result<Option<UserRecord>, RepositoryError> {
         Ok(users::Entity::find()
             .filter(users::Column::Username.eq(username))
             .one(&self.db)
-            .await?)
+            .await?
+            .map(Into::into))
     }
 
     /// Replaces a password hash with a stronger one of the same password (no session ends).
     /// Only if the stored hash is still `old_hash`, so a concurrent password change wins.
-    pub async fn upgrade_password_hash(
+    async fn upgrade_password_hash(
         &self,
         user_id: &str,
         old_hash: &str,
         new_hash: String,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
@@ -49,27 +56,31 @@ impl Store {
 
     /// Sets a new password: every session of the user ends and every earlier token becomes
     /// inactive. Returns false when there is no such user.
-    pub async fn change_password(
+    async fn change_password(
         &self,
         user_id: &str,
         new_hash: String,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, RepositoryError> {
         self.update_user_and_end_sessions(user_id, now, "password_changed", |update| {
             update.col_expr(users::Column::PasswordHash, Expr::value(new_hash))
         })
         .await
+        .map_err(Into::into)
     }
 
     /// Disables a user: every session ends and every earlier token becomes inactive.
     /// Returns false when there is no such user.
-    pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool, RepositoryError> {
         self.update_user_and_end_sessions(user_id, now, "user_disabled", |update| {
             update.col_expr(users::Column::DisabledAt, Expr::value(now))
         })
         .await
+        .map_err(Into::into)
     }
+}
 
+impl Store {
     async fn update_user_and_end_sessions(
         &self,
         user_id: &str,

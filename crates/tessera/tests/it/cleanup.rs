@@ -1,16 +1,15 @@
 //! The background clean-up: rows past their time go, live ones stay and keep working.
 use std::time::Duration;
+use tessera_testkit::prelude::*;
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Statement};
 use tessera::{
     config::IntrospectionAuth,
+    domain::repository::Cutoffs,
     domain::{
         cleanup, clients::disable_client, clock::now_ms, policy::TokenPolicy, random::sha256_hex,
     },
-    store::{
-        Cutoffs,
-        entity::{login_throttles, refresh_tokens, revocation_events, sessions},
-    },
+    store::entity::{login_throttles, refresh_tokens, revocation_events, sessions},
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -21,7 +20,7 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Runs one clean-up as the background job would at `now`.
-async fn clean_up_at(app: &TestApp, now: i64) -> tessera::store::Deleted {
+async fn clean_up_at(app: &TestApp, now: i64) -> tessera::domain::repository::Deleted {
     cleanup::delete_expired(&app.store, app.tokens.policy(), now)
         .await
         .expect("clean-up runs")

@@ -16,6 +16,7 @@ use std::{
     },
     time::Duration,
 };
+use tessera_testkit::prelude::*;
 
 use tessera::grpc::pb;
 use tokio::{

@@ -1,5 +1,6 @@
 //! IssueToken with client_credentials, and every error-table row it reaches.
 use tessera::grpc::pb::{self, issue_token_request::Grant};
+use tessera_testkit::prelude::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 

@@ -118,9 +118,14 @@ async fn a_retired_key_leaves_the_key_set_and_its_tokens_stop_verifying() {
     let master =
         resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
     // Retiring at once stands in for "every token it signed has expired".
-    keyring::rotate(&app.store, &master, Duration::ZERO)
-        .await
-        .expect("rotate");
+    keyring::rotate(
+        &app.store,
+        &master,
+        Duration::ZERO,
+        tessera::domain::clock::now_ms(),
+    )
+    .await
+    .expect("rotate");
     let old_kid = kid_of(&old);
     assert!(
         eventually(|| async { kid_of(&app.anonymous_token(&client).await) != old_kid }).await,
@@ -184,9 +189,14 @@ async fn a_server_with_longer_token_lifetimes_keeps_older_keys_verifying_long_en
     let master =
         resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
     // As if `keys rotate` ran with a 10-minute token lifetime in its environment.
-    keyring::rotate(&app.store, &master, Duration::from_secs(600))
-        .await
-        .expect("rotate");
+    keyring::rotate(
+        &app.store,
+        &master,
+        Duration::from_secs(600),
+        tessera::domain::clock::now_ms(),
+    )
+    .await
+    .expect("rotate");
     let token_expiry = app
         .introspect(&before)
         .await

@@ -1,6 +1,7 @@
 //! The password grant: users, sessions, argon2id, and no way to tell an unknown user from a
 //! wrong password.
 use std::time::Duration;
+use tessera_testkit::prelude::*;
 
 use tessera::domain::{
     hashing::{HashCost, HashingPool},
@@ -379,10 +380,7 @@ async fn a_login_flood_gets_slow_down_and_does_not_starve_introspection() {
 
 #[tokio::test]
 async fn a_login_that_overlaps_a_password_change_starts_no_session() {
-    use tessera::store::{
-        NewSession,
-        entity::{refresh_tokens, sessions},
-    };
+    use tessera::domain::repository::{NewSession, RefreshTokenRecord, SessionRecord};
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     app.user("otto@example.com", "ottos-password").await;
@@ -409,7 +407,7 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
     let started = app
         .store
         .start_session(NewSession {
-            session: sessions::Model {
+            session: SessionRecord {
                 sid: sid.clone(),
                 client_id: client.clone(),
                 user_id: Some(read.user_id.clone()),
@@ -419,7 +417,7 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
                 ended_at: None,
                 end_reason: None,
             },
-            refresh_token: refresh_tokens::Model {
+            refresh_token: RefreshTokenRecord {
                 token_hash: tessera::domain::random::sha256_hex("never-issued"),
                 sid: sid.clone(),
                 client_id: client.clone(),

@@ -1,0 +1,450 @@
+//! An in-memory [`Repository`] for the domain's unit tests: the same rules as the sea-orm
+//! store (one step at a time, guarded session starts, compare-and-spend rotations, the
+//! revocation log), with no database and no socket.
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::repository::{
+    CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, KeyRepository, NewSession,
+    RefreshTokenRecord, RepositoryError, RevocationEvent, RevocationKind, RevocationLog,
+    SessionRecord, SessionRepository, SigningKeyRecord, ThrottleCount, ThrottleRepository,
+    UserRecord, UserRepository,
+};
+
+type Result<T> = std::result::Result<T, RepositoryError>;
+
+#[derive(Debug, Default)]
+struct Tables {
+    users: BTreeMap<String, UserRecord>,
+    clients: BTreeMap<String, ClientRecord>,
+    sessions: BTreeMap<String, SessionRecord>,
+    refresh_tokens: BTreeMap<String, RefreshTokenRecord>,
+    keys: BTreeMap<i64, SigningKeyRecord>,
+    events: Vec<RevocationEvent>,
+    throttles: BTreeMap<String, (ThrottleCount, i64)>,
+    /// When set, every call fails as if the database were away.
+    unavailable: bool,
+}
+
+/// The domain's repository, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryRepository {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryRepository {
+    /// Makes every following call fail with `Unavailable` (or work again).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.tables.lock().unavailable = unavailable;
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        let mut tables = self.tables.lock();
+        if tables.unavailable {
+            return Err(RepositoryError::Unavailable(anyhow::anyhow!(
+                "the in-memory database is switched off"
+            )));
+        }
+        f(&mut tables)
+    }
+}
+
+fn conflict(what: &str) -> RepositoryError {
+    RepositoryError::Conflict(anyhow::anyhow!("{what} exists"))
+}
+
+impl Tables {
+    fn end_sessions(&mut self, live: impl Fn(&SessionRecord) -> bool, now: i64, reason: &str) {
+        let mut ended = Vec::new();
+        for session in self.sessions.values_mut() {
+            if session.ended_at.is_none() && live(session) {
+                session.ended_at = Some(now);
+                session.end_reason = Some(reason.to_owned());
+                ended.push(session.sid.clone());
+            }
+        }
+        for sid in ended {
+            self.events.push(RevocationEvent {
+                kind: RevocationKind::Session,
+                subject: sid,
+                at: now,
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl UserRepository for MemoryRepository {
+    async fn insert_user(&self, user: UserRecord) -> Result<()> {
+        self.with(|t| {
+            if t.users.values().any(|u| u.username == user.username) {
+                return Err(conflict("username"));
+            }
+            t.users.insert(user.user_id.clone(), user);
+            Ok(())
+        })
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.with(|t| Ok(t.users.values().find(|u| u.username == username).cloned()))
+    }
+
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: String,
+        now: i64,
+    ) -> Result<()> {
+        self.with(|t| {
+            if let Some(user) = t.users.get_mut(user_id)
+                && user.password_hash == old_hash
+            {
+                user.password_hash = new_hash;
+                user.updated_at = now;
+            }
+            Ok(())
+        })
+    }
+
+    async fn change_password(&self, user_id: &str, new_hash: String, now: i64) -> Result<bool> {
+        self.with(|t| {
+            let Some(user) = t.users.get_mut(user_id) else {
+                return Ok(false);
+            };
+            user.password_hash = new_hash;
+            user.version = now;
+            user.updated_at = now;
+            t.end_sessions(
+                |s| s.user_id.as_deref() == Some(user_id),
+                now,
+                "password_changed",
+            );
+            Ok(true)
+        })
+    }
+
+    async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
+        self.with(|t| {
+            let Some(user) = t.users.get_mut(user_id) else {
+                return Ok(false);
+            };
+            user.disabled_at = Some(now);
+            user.version = now;
+            user.updated_at = now;
+            t.end_sessions(
+                |s| s.user_id.as_deref() == Some(user_id),
+                now,
+                "user_disabled",
+            );
+            Ok(true)
+        })
+    }
+}
+
+#[async_trait]
+impl ClientRepository for MemoryRepository {
+    async fn insert_client(&self, client: ClientRecord) -> Result<()> {
+        self.with(|t| {
+            if t.clients.contains_key(&client.client_id) {
+                return Err(conflict("client"));
+            }
+            t.clients.insert(client.client_id.clone(), client);
+            Ok(())
+        })
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        self.with(|t| Ok(t.clients.get(client_id).cloned()))
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
+        self.with(|t| Ok(t.clients.values().cloned().collect()))
+    }
+
+    async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool> {
+        self.with(|t| {
+            let Some(client) = t.clients.get_mut(client_id) else {
+                return Ok(false);
+            };
+            client.disabled_at = Some(now);
+            client.updated_at = now;
+            for session in t.sessions.values_mut() {
+                if session.client_id == client_id && session.ended_at.is_none() {
+                    session.ended_at = Some(now);
+                    session.end_reason = Some("client_disabled".to_owned());
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: String,
+        now: i64,
+    ) -> Result<bool> {
+        self.with(|t| {
+            let Some(client) = t.clients.get_mut(client_id) else {
+                return Ok(false);
+            };
+            client.secret_hash = Some(secret_hash);
+            client.secret_rotated_at = Some(now);
+            client.updated_at = now;
+            Ok(true)
+        })
+    }
+
+    async fn disabled_client_ids(&self) -> Result<Vec<String>> {
+        self.with(|t| {
+            Ok(t.clients
+                .values()
+                .filter(|c| c.disabled_at.is_some())
+                .map(|c| c.client_id.clone())
+                .collect())
+        })
+    }
+}
+
+#[async_trait]
+impl SessionRepository for MemoryRepository {
+    async fn start_session(&self, new: NewSession) -> Result<bool> {
+        self.with(|t| {
+            if let (Some(user_id), Some(version)) = (&new.session.user_id, new.user_version) {
+                let guard_holds = t
+                    .users
+                    .get(user_id)
+                    .is_some_and(|u| u.disabled_at.is_none() && u.version == version);
+                if !guard_holds {
+                    return Ok(false);
+                }
+            }
+            t.sessions.insert(new.session.sid.clone(), new.session);
+            t.refresh_tokens
+                .insert(new.refresh_token.token_hash.clone(), new.refresh_token);
+            Ok(true)
+        })
+    }
+
+    async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>> {
+        self.with(|t| Ok(t.sessions.get(sid).cloned()))
+    }
+
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
+        self.with(|t| Ok(t.refresh_tokens.get(token_hash).cloned()))
+    }
+
+    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<()> {
+        self.with(|t| {
+            t.end_sessions(|s| s.sid == sid, now, reason);
+            Ok(())
+        })
+    }
+
+    async fn revoke_token(&self, jti: &str, now: i64) -> Result<()> {
+        self.with(|t| {
+            t.events.push(RevocationEvent {
+                kind: RevocationKind::Token,
+                subject: jti.to_owned(),
+                at: now,
+            });
+            Ok(())
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool> {
+        self.with(|t| {
+            let session_live = t
+                .sessions
+                .get(&successor.sid)
+                .is_some_and(|s| s.ended_at.is_none() && s.expires_at > now);
+            let Some(old) = t.refresh_tokens.get_mut(old_hash) else {
+                return Ok(false);
+            };
+            if !session_live || old.spent_at.is_some() || old.expires_at <= now {
+                return Ok(false);
+            }
+            old.spent_at = Some(now);
+            t.refresh_tokens
+                .insert(successor.token_hash.clone(), successor);
+            Ok(true)
+        })
+    }
+}
+
+#[async_trait]
+impl KeyRepository for MemoryRepository {
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        self.with(|t| Ok(t.keys.values().rev().cloned().collect()))
+    }
+
+    async fn insert_signing_key(&self, key: SigningKeyRecord) -> Result<()> {
+        self.with(|t| {
+            if t.keys.contains_key(&key.generation) {
+                return Err(conflict("key generation"));
+            }
+            t.keys.insert(key.generation, key);
+            Ok(())
+        })
+    }
+
+    async fn newest_key_generation(&self) -> Result<Option<i64>> {
+        self.with(|t| Ok(t.keys.keys().next_back().copied()))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: SigningKeyRecord,
+        now: i64,
+        retire_at: i64,
+    ) -> Result<()> {
+        self.with(|t| {
+            if t.keys.contains_key(&key.generation) {
+                return Err(conflict("key generation"));
+            }
+            let generation = key.generation;
+            t.keys.insert(generation, key);
+            for older in t.keys.range_mut(..generation).map(|(_, k)| k) {
+                older.superseded_at.get_or_insert(now);
+                if older.retire_at.is_none_or(|at| at > retire_at) {
+                    older.retire_at = Some(retire_at);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn extend_key_retirement(&self, kid: &str, retire_at: i64) -> Result<()> {
+        self.with(|t| {
+            for key in t.keys.values_mut() {
+                if key.kid == kid && key.retire_at.is_some_and(|at| at < retire_at) {
+                    key.retire_at = Some(retire_at);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl RevocationLog for MemoryRepository {
+    async fn revocation_events_since(&self, since: i64) -> Result<Vec<RevocationEvent>> {
+        self.with(|t| {
+            let mut events: Vec<_> = t.events.iter().filter(|e| e.at >= since).cloned().collect();
+            events.sort_by_key(|e| e.at);
+            Ok(events)
+        })
+    }
+}
+
+#[async_trait]
+impl ThrottleRepository for MemoryRepository {
+    async fn count_attempt(&self, key: &str, now: i64, window_ms: i64) -> Result<ThrottleCount> {
+        self.with(|t| {
+            let (count, updated_at) = t.throttles.entry(key.to_owned()).or_insert((
+                ThrottleCount {
+                    failures: 0,
+                    locked_until: None,
+                    window_started_at: now,
+                    lockouts: 0,
+                },
+                now,
+            ));
+            let locked = count.locked_until.is_some_and(|until| until > now);
+            if *updated_at <= now - super::throttle::QUIET_MS {
+                count.lockouts = 0;
+            }
+            if !locked {
+                if count.window_started_at <= now - window_ms {
+                    count.failures = 1;
+                    count.window_started_at = now;
+                } else {
+                    count.failures += 1;
+                }
+            }
+            *updated_at = now;
+            Ok(*count)
+        })
+    }
+
+    async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<()> {
+        self.with(|t| {
+            if let Some((count, updated_at)) = t.throttles.get_mut(key)
+                && count.locked_until.is_none_or(|at| at <= now)
+            {
+                count.locked_until = Some(until);
+                count.lockouts += 1;
+                *updated_at = now;
+            }
+            Ok(())
+        })
+    }
+
+    async fn reset_key(&self, key: &str) -> Result<()> {
+        self.with(|t| {
+            t.throttles.remove(key);
+            Ok(())
+        })
+    }
+
+    async fn uncount_attempt(&self, key: &str, now: i64) -> Result<()> {
+        self.with(|t| {
+            if let Some((count, updated_at)) = t.throttles.get_mut(key)
+                && count.failures > 0
+            {
+                count.failures -= 1;
+                *updated_at = now;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl CleanupRepository for MemoryRepository {
+    async fn delete_expired(&self, cutoffs: &Cutoffs, _batch: u64) -> Result<Deleted> {
+        self.with(|t| {
+            let mut deleted = Deleted::default();
+            let over: Vec<String> = t
+                .sessions
+                .values()
+                .filter(|s| {
+                    s.ended_at.is_some_and(|at| at <= cutoffs.sessions_over)
+                        || s.expires_at <= cutoffs.sessions_over
+                })
+                .map(|s| s.sid.clone())
+                .collect();
+            let before = t.refresh_tokens.len();
+            t.refresh_tokens.retain(|_, r| {
+                r.expires_at > cutoffs.refresh_tokens_expired && !over.contains(&r.sid)
+            });
+            deleted.refresh_tokens = (before - t.refresh_tokens.len()) as u64;
+            for sid in &over {
+                t.sessions.remove(sid);
+            }
+            deleted.sessions = over.len() as u64;
+            let before = t.events.len();
+            t.events
+                .retain(|e| e.at >= cutoffs.revocation_events_before);
+            deleted.revocation_events = (before - t.events.len()) as u64;
+            let before = t.throttles.len();
+            t.throttles.retain(|_, (count, updated_at)| {
+                !(*updated_at <= cutoffs.throttles_idle_since
+                    && count.window_started_at <= cutoffs.throttle_windows_started
+                    && count
+                        .locked_until
+                        .is_none_or(|at| at <= cutoffs.throttle_locks_ended))
+            });
+            deleted.login_throttles = (before - t.throttles.len()) as u64;
+            Ok(deleted)
+        })
+    }
+}

@@ -1,0 +1,427 @@
+//! IssueToken: the four grants of SPEC §2.
+use std::time::Duration;
+
+use super::*;
+use crate::domain::{hashing::HashCost, scope};
+
+#[tokio::test]
+async fn an_anonymous_client_gets_a_public_read_token_without_a_session() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let issued = world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("anonymous token");
+    assert_eq!(issued.scope, scope::PUBLIC_READ);
+    assert!(issued.refresh_token.is_none());
+    assert_eq!(issued.expires_in_secs, 600);
+    let active = world
+        .introspect(&issued.access_token)
+        .await
+        .expect("active");
+    assert_eq!(active.sub, client);
+    assert_eq!(active.sid, None);
+}
+
+#[tokio::test]
+async fn an_integration_client_gets_an_integ_token_and_a_refresh_token() {
+    let world = World::new().await;
+    let (client, secret) = world.integration_client().await;
+    let issued = world
+        .issue(&client, Some(&secret), Grant::ClientCredentials)
+        .await
+        .expect("integ token");
+    assert_eq!(issued.scope, scope::INTEG);
+    let refresh = issued.refresh_token.expect("refresh token");
+    let active = world
+        .introspect(&refresh)
+        .await
+        .expect("refresh token active");
+    assert_eq!(active.client_id, client);
+}
+
+#[tokio::test]
+async fn an_integration_client_with_a_wrong_secret_is_refused() {
+    let world = World::new().await;
+    let (client, _) = world.integration_client().await;
+    assert_reason(
+        world
+            .issue(&client, Some("not-the-secret"), Grant::ClientCredentials)
+            .await,
+        "invalid_client",
+    );
+    assert_reason(
+        world.issue(&client, None, Grant::ClientCredentials).await,
+        "invalid_client",
+    );
+}
+
+#[tokio::test]
+async fn a_scope_wider_than_the_grant_allows_is_refused() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let mut wide = request(&client, None, Grant::ClientCredentials);
+    wide.scope = scope::USER.to_owned();
+    assert_reason(world.tokens.issue(wide).await, "invalid_scope");
+}
+
+#[tokio::test]
+async fn a_user_logs_in_with_the_right_password() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let user_id = world.user("alice@example.com").await;
+    let issued = world
+        .login(&client, "Alice@Example.com", PASSWORD)
+        .await
+        .expect("login");
+    assert_eq!(issued.scope, scope::USER);
+    let active = world
+        .introspect(&issued.access_token)
+        .await
+        .expect("active");
+    assert_eq!(active.sub, user_id);
+    assert!(active.sid.is_some());
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_disabled_user_get_the_same_answer() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("bob@example.com").await;
+    world.user("carol@example.com").await;
+    users::disable_user(&*world.repo, "carol@example.com")
+        .await
+        .expect("disable");
+    for (username, password) in [
+        ("bob@example.com", "wrong password!"),
+        ("nobody@example.com", PASSWORD),
+        ("carol@example.com", PASSWORD),
+    ] {
+        assert_reason(
+            world.login(&client, username, password).await,
+            "invalid_grant",
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_integration_client_cannot_use_the_password_grant() {
+    let world = World::new().await;
+    let (client, secret) = world.integration_client().await;
+    world.user("dan@example.com").await;
+    assert_reason(
+        world
+            .issue(
+                &client,
+                Some(&secret),
+                password_grant("dan@example.com", PASSWORD),
+            )
+            .await,
+        "unauthorized_client",
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_username_until_the_window_ends() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("erin@example.com").await;
+    for _ in 0..5 {
+        assert_reason(
+            world
+                .login(&client, "erin@example.com", "wrong password!")
+                .await,
+            "invalid_grant",
+        );
+    }
+    let locked = world.login(&client, "erin@example.com", PASSWORD).await;
+    assert!(
+        matches!(locked, Err(DomainError::SlowDown { .. })),
+        "{locked:?}"
+    );
+    world.advance(Duration::from_secs(15 * 60 + 1)).await;
+    world
+        .login(&client, "erin@example.com", PASSWORD)
+        .await
+        .expect("unlocked once the window is over");
+}
+
+#[tokio::test]
+async fn a_password_change_between_check_and_session_start_starts_no_session() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let user_id = world.user("fay@example.com").await;
+    let before = world
+        .login(&client, "fay@example.com", PASSWORD)
+        .await
+        .expect("login");
+    users::set_password(
+        &*world.repo,
+        &world.hasher,
+        "fay@example.com",
+        "a new password!!".to_owned().into(),
+    )
+    .await
+    .expect("change");
+    world.tokens.revocations().refresh().await.expect("refresh");
+    assert_eq!(world.introspect(&before.access_token).await, None);
+    assert_reason(
+        world.login(&client, "fay@example.com", PASSWORD).await,
+        "invalid_grant",
+    );
+    let after = world
+        .login(&client, "fay@example.com", "a new password!!")
+        .await
+        .expect("new password works");
+    assert_eq!(
+        world
+            .introspect(&after.access_token)
+            .await
+            .expect("active")
+            .sub,
+        user_id
+    );
+}
+
+#[tokio::test]
+async fn a_weak_stored_hash_is_upgraded_at_the_next_login() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let weaker = HashCost {
+        memory_kib: 8 * 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let weak = HashingPool::new(weaker, 1, Duration::from_secs(30)).expect("pool");
+    users::create_user(
+        &*world.repo,
+        &weak,
+        "gus@example.com",
+        PASSWORD.to_owned().into(),
+    )
+    .await
+    .expect("user");
+    async fn stored(repo: &MemoryRepository) -> String {
+        use crate::domain::repository::UserRepository;
+        repo.find_user_by_username("gus@example.com")
+            .await
+            .expect("find")
+            .expect("user")
+            .password_hash
+    }
+    let before = stored(&world.repo).await;
+    assert!(world.hasher.needs_rehash(&before));
+    world
+        .login(&client, "gus@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let after = stored(&world.repo).await;
+    assert_ne!(before, after);
+    assert!(!world.hasher.needs_rehash(&after));
+}
+
+#[tokio::test]
+async fn token_exchange_trades_a_user_token_for_a_trusted_one_of_the_same_session() {
+    let world = World::new().await;
+    let (client, secret) = world.marketplace_client_with_secret().await;
+    world.user("hal@example.com").await;
+    let login = world
+        .login(&client, "hal@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let user_token = world.introspect(&login.access_token).await.expect("active");
+    let trusted = world
+        .issue(&client, Some(&secret), exchange_grant(&login.access_token))
+        .await
+        .expect("exchange");
+    assert_eq!(trusted.scope, scope::TRUSTED_USER);
+    assert!(trusted.refresh_token.is_none());
+    assert_eq!(trusted.expires_in_secs, 300);
+    let active = world
+        .introspect(&trusted.access_token)
+        .await
+        .expect("active");
+    assert_eq!(active.sid, user_token.sid);
+    assert_eq!(active.sub, user_token.sub);
+}
+
+#[tokio::test]
+async fn token_exchange_needs_the_secret_and_a_user_token_of_the_same_client() {
+    let world = World::new().await;
+    let (client, secret) = world.marketplace_client_with_secret().await;
+    let other = world.marketplace_client().await;
+    world.user("ida@example.com").await;
+    let mine = world
+        .login(&client, "ida@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let theirs = world
+        .login(&other, "ida@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let anonymous = world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("anonymous");
+    assert_reason(
+        world
+            .issue(&client, None, exchange_grant(&mine.access_token))
+            .await,
+        "invalid_client",
+    );
+    for subject in [
+        &theirs.access_token,
+        &anonymous.access_token,
+        &"garbage".to_owned(),
+    ] {
+        assert_reason(
+            world
+                .issue(&client, Some(&secret), exchange_grant(subject))
+                .await,
+            "invalid_grant",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_token_never_outlives_the_token_it_came_from() {
+    let world = World::new().await;
+    let (client, secret) = world.marketplace_client_with_secret().await;
+    world.user("jay@example.com").await;
+    let login = world
+        .login(&client, "jay@example.com", PASSWORD)
+        .await
+        .expect("login");
+    world.advance(Duration::from_secs(500)).await;
+    let trusted = world
+        .issue(&client, Some(&secret), exchange_grant(&login.access_token))
+        .await
+        .expect("exchange");
+    let subject = world.introspect(&login.access_token).await.expect("active");
+    let active = world
+        .introspect(&trusted.access_token)
+        .await
+        .expect("active");
+    assert_eq!(active.expires_at, subject.expires_at);
+}
+
+#[tokio::test]
+async fn a_refresh_spends_the_token_and_issues_its_successor() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("kim@example.com").await;
+    let login = world
+        .login(&client, "kim@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let first = login.refresh_token.expect("refresh token");
+    let next = world
+        .issue(&client, None, refresh_grant(&first))
+        .await
+        .expect("refresh");
+    assert_eq!(next.scope, scope::USER);
+    let second = next.refresh_token.expect("successor");
+    assert_ne!(first, second);
+    assert_eq!(world.introspect(&first).await, None, "spent");
+    assert!(world.introspect(&second).await.is_some());
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_presented_within_the_grace_window_ends_nothing() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("lee@example.com").await;
+    let login = world
+        .login(&client, "lee@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let first = login.refresh_token.expect("refresh token");
+    let next = world
+        .issue(&client, None, refresh_grant(&first))
+        .await
+        .expect("refresh");
+    world.advance(Duration::from_secs(5)).await;
+    assert_reason(
+        world.issue(&client, None, refresh_grant(&first)).await,
+        "invalid_grant",
+    );
+    let second = next.refresh_token.expect("successor");
+    assert!(
+        world.introspect(&second).await.is_some(),
+        "session still alive"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_presented_after_the_grace_window_ends_the_session() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("max@example.com").await;
+    let login = world
+        .login(&client, "max@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let first = login.refresh_token.expect("refresh token");
+    let next = world
+        .issue(&client, None, refresh_grant(&first))
+        .await
+        .expect("refresh");
+    world.advance(Duration::from_secs(11)).await;
+    assert_reason(
+        world.issue(&client, None, refresh_grant(&first)).await,
+        "invalid_grant",
+    );
+    assert_eq!(world.introspect(&next.access_token).await, None);
+    let second = next.refresh_token.expect("successor");
+    assert_eq!(world.introspect(&second).await, None);
+    assert_reason(
+        world.issue(&client, None, refresh_grant(&second)).await,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_refused_to_another_client_and_after_it_expires() {
+    let world = World::with_policy(TokenPolicy {
+        refresh_token_ttl: Duration::from_secs(60),
+        ..TokenPolicy::default()
+    })
+    .await;
+    let client = world.marketplace_client().await;
+    let other = world.marketplace_client().await;
+    world.user("ned@example.com").await;
+    let login = world
+        .login(&client, "ned@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let token = login.refresh_token.expect("refresh token");
+    assert_reason(
+        world.issue(&other, None, refresh_grant(&token)).await,
+        "invalid_grant",
+    );
+    world.advance(Duration::from_secs(61)).await;
+    assert_reason(
+        world.issue(&client, None, refresh_grant(&token)).await,
+        "invalid_grant",
+    );
+}
+
+#[tokio::test]
+async fn every_call_answers_unavailable_while_the_database_is_unusable() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.tokens.set_database_usable(false);
+    assert_reason(
+        world.issue(&client, None, Grant::ClientCredentials).await,
+        "temporarily_unavailable",
+    );
+    assert_reason(
+        world.tokens.introspect("anything").await,
+        "temporarily_unavailable",
+    );
+    world.tokens.set_database_usable(true);
+    world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("back");
+}
