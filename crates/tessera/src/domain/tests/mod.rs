@@ -26,7 +26,6 @@ use super::{
     users,
 };
 
-
 const PASSWORD: &str = "correct horse battery staple";
 
 /// One instance's domain over an in-memory database.

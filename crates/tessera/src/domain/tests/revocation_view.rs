@@ -38,7 +38,11 @@ async fn a_revocation_logged_elsewhere_is_seen_at_the_next_poll() {
     let view = view(&world).await;
     let token = claims(world.start, "jti-1", Some("sid-1"), "client");
     assert!(!view.covers(&token));
-    world.repo.revoke_token("jti-1", world.start).await.expect("log");
+    world
+        .repo
+        .revoke_token("jti-1", world.start)
+        .await
+        .expect("log");
     assert!(!view.covers(&token), "not before the poll");
     view.refresh().await.expect("poll");
     assert!(view.covers(&token));
@@ -58,7 +62,11 @@ async fn a_session_end_covers_every_token_of_the_session() {
 #[tokio::test]
 async fn a_view_loaded_later_still_knows_recent_revocations() {
     let world = World::new().await;
-    world.repo.revoke_token("jti-4", world.start).await.expect("log");
+    world
+        .repo
+        .revoke_token("jti-4", world.start)
+        .await
+        .expect("log");
     world.advance(Duration::from_secs(60)).await;
     let view = view(&world).await;
     assert!(view.covers(&claims(world.start, "jti-4", None, "client")));
