@@ -24,25 +24,8 @@ done
 cargo build --release --quiet --bin tessera
 bin="$repo_root/target/release/tessera"
 
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-addr="127.0.0.1:$port"
-export TESSERA_LISTEN="$addr"
-export TESSERA_DATABASE_URL="sqlite://$tmp/t.db?mode=rwc"
-export TESSERA_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/scratch-server.sh"
 export RUST_LOG=warn
-
-json_get() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
 "$bin" migrate >/dev/null 2>&1
 market="$("$bin" client create --name h2load-web --kind marketplace --json | json_get 'd["client_id"]')"

@@ -30,25 +30,7 @@ if ! python3 -c 'import pyseto' 2>/dev/null; then
     python3 -m pip install -q pyseto
 fi
 
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-addr="127.0.0.1:$port"
-export TESSERA_LISTEN="$addr"
-export TESSERA_DATABASE_URL="sqlite://$tmp/t.db?mode=rwc"
-export TESSERA_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
-
-# JSON field from stdin, by a Python expression on `d`.
-json_get() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib/scratch-server.sh"
 
 echo "interop-check: $bin serve on $addr (data in $tmp)"
 (cd "$tmp" && exec "$bin" serve) >"$tmp/server.log" 2>&1 &

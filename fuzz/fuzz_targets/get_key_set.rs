@@ -9,6 +9,7 @@ use tessera::{
     domain::{keyring, master_key::MasterKey},
     grpc::pb::{self, auth_service_server::AuthService},
 };
+use tessera::domain::repository::KeyRepository as _;
 use tessera_fuzz::{Message, Metadata, harness};
 use tonic::Request;
 
@@ -29,7 +30,12 @@ fuzz_target!(|input: Input| {
         h.run(async {
             if h.store.list_signing_keys().await.expect("keys").len() < 4 {
                 let master = MasterKey::from_base64(&h.master_key).expect("master key");
-                keyring::rotate(&h.store, &master, std::time::Duration::from_secs(86_400))
+                keyring::rotate(
+                    &h.store,
+                    &master,
+                    std::time::Duration::from_secs(86_400),
+                    tessera::domain::clock::now_ms(),
+                )
                     .await
                     .expect("rotate");
                 h.tokens.keys().follow_rotation().await.expect("follow");

@@ -5,8 +5,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tessera::grpc::pb::{self, auth_service_server::AuthService, issue_token_request::Grant as G};
-use tessera_fuzz::{Message, Metadata, Text, check, harness};
-use tonic::Request;
+use tessera_fuzz::{Input, Text, check, harness};
 
 #[derive(Arbitrary, Debug)]
 struct Fields {
@@ -32,16 +31,10 @@ enum Grant {
     },
 }
 
-#[derive(Arbitrary, Debug)]
-struct Input {
-    message: Message<Fields>,
-    metadata: Metadata,
-}
-
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<Fields>| {
     let h = harness();
     let text = |t: &Option<Text>| t.as_ref().map(|t| t.resolve(h)).unwrap_or_default();
-    let Some(message) = input.message.decode(|f: &Fields| pb::IssueTokenRequest {
+    let Some(request) = input.request(h, |f: &Fields| pb::IssueTokenRequest {
         client_id: f.client_id.resolve(h),
         client_secret: text(&f.client_secret),
         scope: text(&f.scope),
@@ -65,6 +58,7 @@ fuzz_target!(|input: Input| {
     }) else {
         return;
     };
+    let message = request.get_ref();
     let mut secrets = vec![message.client_secret.clone()];
     match &message.grant {
         Some(G::Password(p)) => secrets.push(p.password.clone()),
@@ -72,8 +66,6 @@ fuzz_target!(|input: Input| {
         Some(G::RefreshToken(r)) => secrets.push(r.refresh_token.clone()),
         _ => {}
     }
-    let mut request = Request::new(message);
-    input.metadata.apply(h, &mut request);
     let result = h.run(h.service.issue_token(request));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     check(&result, &secrets);

@@ -4,8 +4,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tessera::grpc::pb::{self, auth_service_server::AuthService};
-use tessera_fuzz::{Message, Metadata, Text, check, harness};
-use tonic::Request;
+use tessera_fuzz::{Input, Text, check, harness};
 
 #[derive(Arbitrary, Debug)]
 struct Fields {
@@ -15,15 +14,9 @@ struct Fields {
     client_secret: Option<Text>,
 }
 
-#[derive(Arbitrary, Debug)]
-struct Input {
-    message: Message<Fields>,
-    metadata: Metadata,
-}
-
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<Fields>| {
     let h = harness();
-    let Some(message) = input.message.decode(|f: &Fields| pb::RevokeTokenRequest {
+    let Some(request) = input.request(h, |f: &Fields| pb::RevokeTokenRequest {
         token: f.token.resolve(h),
         token_type_hint: f.token_type_hint,
         client_id: f.client_id.resolve(h),
@@ -35,9 +28,8 @@ fuzz_target!(|input: Input| {
     }) else {
         return;
     };
+    let message = request.get_ref();
     let secrets = [message.client_secret.clone(), message.token.clone()];
-    let mut request = Request::new(message);
-    input.metadata.apply(h, &mut request);
     let result = h.run(h.service.revoke_token(request));
     check(&result, &[&secrets[0], &secrets[1]]);
 });

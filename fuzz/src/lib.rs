@@ -31,6 +31,7 @@ use tessera::{
     server::build_token_service,
     store::Store,
 };
+use tessera::domain::repository::KeyRepository as _;
 use tonic::{Code, Request, Status, metadata::MetadataValue};
 use tonic_types::StatusExt;
 
@@ -360,6 +361,27 @@ impl<F> Message<F> {
             Message::Wire(_) => None,
             Message::Fields(f) => Some(fields(f)),
         }
+    }
+}
+
+/// One RPC's fuzz input: its message and the caller's metadata.
+#[derive(Arbitrary, Debug, Clone)]
+pub struct Input<F> {
+    pub message: Message<F>,
+    pub metadata: Metadata,
+}
+
+impl<F> Input<F> {
+    /// The request the handler would get, or `None` when tonic would refuse the message
+    /// before any handler runs.
+    pub fn request<M: prost::Message + Default>(
+        &self,
+        h: &Harness,
+        fields: impl FnOnce(&F) -> M,
+    ) -> Option<Request<M>> {
+        let mut request = Request::new(self.message.decode(fields)?);
+        self.metadata.apply(h, &mut request);
+        Some(request)
     }
 }
 

@@ -326,20 +326,22 @@ async fn a_refresh_spends_the_token_and_issues_its_successor() {
     assert!(world.introspect(&second).await.is_some());
 }
 
-#[tokio::test]
-async fn a_spent_refresh_token_presented_within_the_grace_window_ends_nothing() {
-    let world = World::new().await;
-    let client = world.marketplace_client().await;
-    world.user("lee@example.com").await;
-    let login = world
-        .login(&client, "lee@example.com", PASSWORD)
-        .await
-        .expect("login");
+/// A user's session refreshed once: the client, the spent refresh token and the refresh's
+/// answer.
+async fn refreshed_once(world: &World, username: &str) -> (String, String, IssuedToken) {
+    let (client, login) = world.user_login(username).await;
     let first = login.refresh_token.expect("refresh token");
     let next = world
         .issue(&client, None, refresh_grant(&first))
         .await
         .expect("refresh");
+    (client, first, next)
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_presented_within_the_grace_window_ends_nothing() {
+    let world = World::new().await;
+    let (client, first, next) = refreshed_once(&world, "lee@example.com").await;
     world.advance(Duration::from_secs(5)).await;
     assert_reason(
         world.issue(&client, None, refresh_grant(&first)).await,
@@ -355,17 +357,7 @@ async fn a_spent_refresh_token_presented_within_the_grace_window_ends_nothing() 
 #[tokio::test]
 async fn a_spent_refresh_token_presented_after_the_grace_window_ends_the_session() {
     let world = World::new().await;
-    let client = world.marketplace_client().await;
-    world.user("max@example.com").await;
-    let login = world
-        .login(&client, "max@example.com", PASSWORD)
-        .await
-        .expect("login");
-    let first = login.refresh_token.expect("refresh token");
-    let next = world
-        .issue(&client, None, refresh_grant(&first))
-        .await
-        .expect("refresh");
+    let (client, first, next) = refreshed_once(&world, "max@example.com").await;
     world.advance(Duration::from_secs(11)).await;
     assert_reason(
         world.issue(&client, None, refresh_grant(&first)).await,

@@ -160,6 +160,27 @@ impl World {
         .expect("user")
     }
 
+    /// A new integration client and its `integ` token response.
+    async fn integration_login(&self) -> (String, String, IssuedToken) {
+        let (client, secret) = self.integration_client().await;
+        let issued = self
+            .issue(&client, Some(&secret), Grant::ClientCredentials)
+            .await
+            .expect("integ token");
+        (client, secret, issued)
+    }
+
+    /// A new marketplace client whose user `username` logged in once, and that login.
+    async fn user_login(&self, username: &str) -> (String, IssuedToken) {
+        let client = self.marketplace_client().await;
+        self.user(username).await;
+        let login = self
+            .login(&client, username, PASSWORD)
+            .await
+            .expect("login");
+        (client, login)
+    }
+
     async fn issue(
         &self,
         client_id: &str,

@@ -60,11 +60,7 @@ async fn revoking_an_anonymous_token_revokes_it_alone() {
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_session() {
     let world = World::new().await;
-    let (client, secret) = world.integration_client().await;
-    let issued = world
-        .issue(&client, Some(&secret), Grant::ClientCredentials)
-        .await
-        .expect("integ");
+    let (client, secret, issued) = world.integration_login().await;
     let refresh = issued.refresh_token.expect("refresh token");
     world
         .tokens
@@ -108,11 +104,7 @@ async fn unknown_and_invalid_tokens_are_accepted_silently() {
 #[tokio::test]
 async fn a_disabled_client_gets_nothing_and_its_tokens_turn_inactive() {
     let world = World::new().await;
-    let (client, secret) = world.integration_client().await;
-    let issued = world
-        .issue(&client, Some(&secret), Grant::ClientCredentials)
-        .await
-        .expect("integ");
+    let (client, secret, issued) = world.integration_login().await;
     assert!(
         clients::disable_client(&*world.repo, &client)
             .await
