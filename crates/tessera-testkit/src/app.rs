@@ -1,5 +1,8 @@
 //! The real server on 127.0.0.1:0 over a [`TestDb`], and typed calls to it.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
 
 use secrecy::ExposeSecret;
 use tessera::{
@@ -7,6 +10,7 @@ use tessera::{
     domain::{
         TokenService,
         clients::{self, ClientKind},
+        clock::{ManualClock, SharedClock, SystemClock, now_ms},
         hashing::{HashCost, HashingPool},
         master_key::MasterKey,
         policy::TokenPolicy,
@@ -30,6 +34,12 @@ pub struct TestApp {
     pub store: Store,
     pub db: Arc<TestDb>,
     pub config: Config,
+    /// The clock the server reads, when the test moves it ([`TestApp::spawn_with_manual_clock`]);
+    /// `None`: the system clock.
+    pub clock: Option<ManualClock>,
+    /// Every instance on this manual clock (this one and its siblings), so that moving the clock
+    /// can bring each one's revocation view up to date.
+    on_clock: Arc<Mutex<Vec<Weak<TokenService>>>>,
     hasher: HashingPool,
     channel: Channel,
     bearer: tokio::sync::OnceCell<String>,
@@ -63,17 +73,48 @@ impl TestApp {
         Self::spawn_on(Arc::new(db), config).await
     }
 
-    /// Another instance on the same database and master key.
+    /// A server whose clock moves only when the test says so ([`TestApp::advance`]). It starts
+    /// at the real time, so that rows the admin functions stamp with the system clock (clients,
+    /// users) agree with it until the test moves it.
+    pub async fn spawn_with_manual_clock(tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new().await;
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        let clock = ManualClock::starting_at(now_ms());
+        Self::spawn_on_clock(Arc::new(db), config, Some(clock), Arc::default()).await
+    }
+
+    /// Another instance on the same database, master key and clock.
     pub async fn sibling(&self) -> Self {
-        Self::spawn_on(self.db.clone(), self.config.clone()).await
+        Self::spawn_on_clock(
+            self.db.clone(),
+            self.config.clone(),
+            self.clock.clone(),
+            self.on_clock.clone(),
+        )
+        .await
     }
 
     pub async fn spawn_on(db: Arc<TestDb>, config: Config) -> Self {
-        let app = Application::build(config.clone())
+        Self::spawn_on_clock(db, config, None, Arc::default()).await
+    }
+
+    async fn spawn_on_clock(
+        db: Arc<TestDb>,
+        config: Config,
+        clock: Option<ManualClock>,
+        on_clock: Arc<Mutex<Vec<Weak<TokenService>>>>,
+    ) -> Self {
+        let shared: SharedClock = match &clock {
+            Some(clock) => Arc::new(clock.clone()),
+            None => SystemClock::shared(),
+        };
+        let app = Application::build_with_clock(config.clone(), shared)
             .await
             .expect("application builds");
         let addr = app.local_addr();
         let tokens = app.tokens();
+        on_clock.lock().expect("lock").push(Arc::downgrade(&tokens));
         let store = app.store();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -89,11 +130,50 @@ impl TestApp {
             store,
             db,
             config,
+            clock,
+            on_clock,
             hasher,
             channel,
             bearer: tokio::sync::OnceCell::new(),
             stop: Some(stop),
             server: Some(server),
+        }
+    }
+
+    /// The time the server reads, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        use tessera::domain::clock::Clock as _;
+        self.clock.as_ref().map_or_else(now_ms, ManualClock::now_ms)
+    }
+
+    /// Moves the manual clock forward by `by`, as if that much time had passed, and brings the
+    /// revocation view of every instance on the clock up to date, as their followers would have
+    /// (a view more than 1.5 s behind the clock counts as stale). Moves in steps of a second, so
+    /// that a follower's read that races a step never leaves a view stale.
+    pub async fn advance(&self, by: Duration) {
+        let clock = self
+            .clock
+            .as_ref()
+            .expect("advance needs TestApp::spawn_with_manual_clock");
+        let mut left = by;
+        while !left.is_zero() {
+            let step = left.min(Duration::from_secs(1));
+            clock.advance(step);
+            left -= step;
+            let instances: Vec<_> = self
+                .on_clock
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect();
+            for tokens in instances {
+                tokens
+                    .revocations()
+                    .refresh()
+                    .await
+                    .expect("the revocation view reads the log");
+            }
         }
     }
 

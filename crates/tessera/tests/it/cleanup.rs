@@ -215,7 +215,7 @@ async fn refresh_tokens_and_sessions_past_their_time_go_and_a_live_session_still
 
 #[tokio::test]
 async fn a_revoked_token_stays_inactive_after_its_revocation_rows_are_cleaned_up() {
-    let app = TestApp::spawn_with(|config| {
+    let app = TestApp::spawn_with_manual_clock(|config| {
         config.policy = TokenPolicy {
             access_token_ttl: Duration::from_secs(1),
             trusted_token_ttl: Duration::from_secs(1),
@@ -241,8 +241,8 @@ async fn a_revoked_token_stays_inactive_after_its_revocation_rows_are_cleaned_up
     assert_eq!(revocation_events_about(&app, &claims.jti).await, 1);
 
     // Once the token has expired, and the view's look-back has passed, its event goes.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let later = now_ms() + 60_000;
+    app.advance(Duration::from_millis(1_200)).await;
+    let later = app.now_ms() + 60_000;
     let deleted = clean_up_at(&app, later).await;
     assert!(deleted.revocation_events >= 1, "{deleted:?}");
     assert_eq!(revocation_events_about(&app, &claims.jti).await, 0);

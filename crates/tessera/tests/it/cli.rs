@@ -339,21 +339,20 @@ fn serve_with(envs: &[(&str, &str)]) -> Output {
     }
     // Bad configuration must exit by itself; a server that started would hang here, so
     // bound the wait.
-    let mut child = cmd
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().ok();
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    match exit.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
             panic!("tessera serve kept running with envs {envs:?}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

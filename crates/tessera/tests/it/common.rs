@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 pub use tessera_testkit::*;
 
@@ -76,5 +80,36 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The service's health as a server pushes it: every status from the current one on.
+pub struct HealthWatch(tonic::Streaming<tonic_health::pb::HealthCheckResponse>);
+
+impl HealthWatch {
+    /// Watches `tessera.auth.v1.AuthService` on `channel`.
+    pub async fn start(channel: Channel) -> Self {
+        let stream = HealthClient::new(channel)
+            .watch(HealthCheckRequest {
+                service: "tessera.auth.v1.AuthService".into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        Self(stream)
+    }
+
+    /// Waits for the server to report `status`, for at most `within`: `false` when it does not
+    /// (the stream ends or the time is up). Statuses before it are skipped.
+    pub async fn reports(&mut self, status: ServingStatus, within: Duration) -> bool {
+        let wanted = async {
+            while let Some(Ok(update)) = self.0.next().await {
+                if update.status == status as i32 {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(within, wanted).await.unwrap_or(false)
     }
 }

@@ -29,7 +29,9 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::common::{TestApp, TestDb, client_credentials, reason_of, refresh_grant, test_config};
+use crate::common::{
+    HealthWatch, TestApp, TestDb, client_credentials, reason_of, refresh_grant, test_config,
+};
 
 /// Forwards TCP connections to a target until cut.
 struct Proxy {
@@ -126,8 +128,15 @@ struct Call {
     outcome: Result<(), (Code, String)>,
 }
 
+/// Every call of the load so far, and a signal for each one that ends.
+#[derive(Default)]
+struct CallLog {
+    calls: Mutex<Vec<Call>>,
+    pushed: tokio::sync::Notify,
+}
+
 struct Load {
-    calls: Arc<Mutex<Vec<Call>>>,
+    calls: Arc<CallLog>,
     /// Refresh tokens that were handed out with OK.
     handed_out: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -138,7 +147,7 @@ struct Load {
 async fn timed<T>(
     t0: Instant,
     op: &'static str,
-    calls: &Mutex<Vec<Call>>,
+    calls: &CallLog,
     work: impl std::future::Future<Output = Result<T, tonic::Status>>,
 ) -> Option<T> {
     let started = t0.elapsed();
@@ -148,12 +157,13 @@ async fn timed<T>(
         Ok(v) => (Some(v), Ok(())),
         Err(status) => (None, Err((status.code(), reason_of(&status)))),
     };
-    calls.lock().expect("lock").push(Call {
+    calls.calls.lock().expect("lock").push(Call {
         started,
         took,
         op,
         outcome,
     });
+    calls.pushed.notify_waiters();
     value
 }
 
@@ -165,7 +175,7 @@ impl Load {
         let marketplace = app.marketplace_client().await;
         let anonymous = app.anonymous_token(&marketplace).await;
         let bearer = app.introspection_bearer().await;
-        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let calls: Arc<CallLog> = Arc::default();
         let handed_out: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let t0 = Instant::now();
@@ -246,26 +256,51 @@ impl Load {
     }
 
     fn calls(&self) -> Vec<Call> {
-        self.calls.lock().expect("lock").clone()
+        self.calls.calls.lock().expect("lock").clone()
     }
 
     /// Share of OK calls among those that started in `[from, to)`, and how many there were.
     fn ok_share(&self, from: Duration, to: Duration) -> (f64, usize) {
-        let calls: Vec<_> = self
-            .calls()
-            .into_iter()
-            .filter(|c| c.started >= from && c.started < to)
-            .collect();
-        let ok = calls.iter().filter(|c| c.outcome.is_ok()).count();
-        (ok as f64 / calls.len().max(1) as f64, calls.len())
+        let calls = self.calls.calls.lock().expect("lock");
+        let (mut ok, mut all) = (0, 0);
+        for call in calls.iter().filter(|c| c.started >= from && c.started < to) {
+            all += 1;
+            ok += usize::from(call.outcome.is_ok());
+        }
+        (ok as f64 / all.max(1) as f64, all)
     }
 
-    async fn stop(self) -> (Vec<Call>, Vec<String>) {
+    /// Waits, checking after each call that ends, until `done` holds; `false` if it does not
+    /// within `within`.
+    async fn until(&self, within: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let wait = async {
+            loop {
+                let pushed = self.calls.pushed.notified();
+                tokio::pin!(pushed);
+                pushed.as_mut().enable();
+                if done(self) {
+                    return;
+                }
+                pushed.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+
+    /// How many calls started at or after `from` have ended, and how many of those were OK.
+    fn ended_since(&self, from: Duration) -> (usize, usize) {
+        let calls = self.calls.calls.lock().expect("lock");
+        let since: Vec<_> = calls.iter().filter(|c| c.started >= from).collect();
+        let ok = since.iter().filter(|c| c.outcome.is_ok()).count();
+        (since.len(), ok)
+    }
+
+    async fn stop(mut self) -> (Vec<Call>, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
-        for worker in self.workers {
+        for worker in std::mem::take(&mut self.workers) {
             worker.await.expect("worker");
         }
-        let calls = self.calls.lock().expect("lock").clone();
+        let calls = self.calls();
         let handed_out = self.handed_out.lock().expect("lock").clone();
         (calls, handed_out)
     }
@@ -288,39 +323,65 @@ async fn lose_and_regain_the_database(
     take_away: impl FnOnce(),
     give_back: impl FnOnce(),
 ) {
+    let mut health = HealthWatch::start(app.channel()).await;
+    assert!(
+        health
+            .reports(ServingStatus::Serving, Duration::from_secs(10))
+            .await
+    );
     let load = Load::start(app).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The load is under way: every worker's loop has gone round a few times.
+    assert!(
+        load.until(Duration::from_secs(30), |load| load
+            .ended_since(Duration::ZERO)
+            .1
+            >= 40)
+            .await,
+        "the load made no progress in 30 s"
+    );
 
     let lost = load.now();
     take_away();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while serving_status(app).await != ServingStatus::NotServing as i32 {
-        assert!(
-            Instant::now() < deadline,
-            "health still SERVING 2 s after the database went away"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        health
+            .reports(ServingStatus::NotServing, Duration::from_secs(2))
+            .await,
+        "health still SERVING 2 s after the database went away"
+    );
     let not_serving_after = load.now() - lost;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Calls that start two seconds after the loss, and end, while the database is still away.
+    let settled = lost + Duration::from_secs(2);
+    assert!(
+        load.until(Duration::from_secs(30), |load| load.ended_since(settled).0
+            >= 20)
+            .await,
+        "the load stopped calling while the database was away"
+    );
 
     let regained = load.now();
     give_back();
-    let mut recovered = None;
-    while recovered.is_none() {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = load.now();
-        let (share, count) = load.ok_share(now.saturating_sub(Duration::from_secs(1)), now);
-        if count >= 20 && share >= 0.99 && now >= regained + Duration::from_secs(1) {
-            recovered = Some(now - regained);
-        }
-        assert!(
-            now < regained + Duration::from_secs(10),
-            "fewer than 99% of calls succeed 10 s after the database came back ({share:.3} of {count}); last calls: {:?}",
-            load.calls().iter().rev().take(4).collect::<Vec<_>>()
-        );
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let window = Duration::from_secs(1);
+    let recovered = load
+        .until(Duration::from_secs(10), |load| {
+            let now = load.now();
+            let (share, count) = load.ok_share(now.saturating_sub(window), now);
+            count >= 20 && share >= 0.99 && now >= regained + window
+        })
+        .await;
+    let now = load.now();
+    let (share, count) = load.ok_share(now.saturating_sub(window), now);
+    assert!(
+        recovered,
+        "fewer than 99% of calls succeed 10 s after the database came back ({share:.3} of {count}); last calls: {:?}",
+        load.calls().iter().rev().take(4).collect::<Vec<_>>()
+    );
+    let recovered = Some(now - regained);
+    assert!(
+        health
+            .reports(ServingStatus::Serving, Duration::from_secs(2))
+            .await,
+        "health not SERVING again when calls succeed"
+    );
     assert_eq!(serving_status(app).await, ServingStatus::Serving as i32);
     let (calls, handed_out) = load.stop().await;
 

@@ -8,7 +8,7 @@ use tonic_health::pb::{
 };
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::common::{TestApp, assert_error, client_credentials};
+use crate::common::{HealthWatch, TestApp, assert_error, client_credentials};
 
 #[tokio::test]
 async fn health_reports_serving_for_the_server_and_the_service() {
@@ -48,7 +48,7 @@ async fn health_watch_streams_the_current_status() {
 
 #[tokio::test]
 async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_gone() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_manual_clock(|_| {}).await;
     if !app.db.is_postgres() {
         // An open SQLite file cannot be taken away from a running process; the PostgreSQL
         // run of this suite covers it.
@@ -58,35 +58,32 @@ async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_go
     let token = app.anonymous_token(&id).await;
     let bearer = app.introspection_bearer().await;
 
-    app.db.drop_now().await;
-    let mut health = HealthClient::new(app.channel());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = health
-            .check(HealthCheckRequest {
-                service: "tessera.auth.v1.AuthService".into(),
-            })
+    let mut health = HealthWatch::start(app.channel()).await;
+    assert!(
+        health
+            .reports(ServingStatus::Serving, Duration::from_secs(10))
             .await
-            .expect("check");
-        if r.into_inner().status == ServingStatus::NotServing as i32 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still SERVING 10 s after the database went away"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    );
+    app.db.drop_now().await;
+    assert!(
+        health
+            .reports(ServingStatus::NotServing, Duration::from_secs(10))
+            .await,
+        "still SERVING 10 s after the database went away"
+    );
     // Neither introspection nor an anonymous token needs a query, but neither is answered
-    // once this instance cannot learn of revocations (and disabled clients) from elsewhere.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match app.introspect_as(Some(&bearer), &token).await {
-            Err(status) if status.code() == Code::Unavailable => break,
-            other => assert!(tokio::time::Instant::now() < deadline, "still {other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // once this instance cannot learn of revocations (and disabled clients) from elsewhere:
+    // once its revocation view is more than 1.5 s old. The follower cannot read the log any
+    // more, so moving the clock past that makes the view stale.
+    app.clock
+        .as_ref()
+        .expect("manual clock")
+        .advance(Duration::from_secs(2));
+    assert_error(
+        app.introspect_as(Some(&bearer), &token).await,
+        Code::Unavailable,
+        "temporarily_unavailable",
+    );
     assert_error(
         app.issue(client_credentials(&id, "")).await,
         Code::Unavailable,

@@ -142,16 +142,16 @@ async fn a_token_that_is_not_yet_valid_is_inactive_beyond_the_leeway() {
 
 #[tokio::test]
 async fn a_token_past_its_expiry_is_inactive() {
-    let app = TestApp::spawn_with(|c| {
+    let app = TestApp::spawn_with_manual_clock(|c| {
         c.policy.access_token_ttl = Duration::from_secs(1);
         c.policy.clock_leeway = Duration::ZERO;
     })
     .await;
     let id = app.marketplace_client().await;
     let token = app.anonymous_token(&id).await;
-    // The caller's own token must outlive the wait: sign it with a long expiry.
+    // The caller's own token must outlive the clock's move: sign it with a long expiry.
     let (caller_id, _, _) = app.integration_login().await;
-    let mut caller_claims = claims_for(&caller_id, now_ms());
+    let mut caller_claims = claims_for(&caller_id, app.now_ms());
     caller_claims.scope = "integ".into();
     let caller = app.tokens.keys().sign(&caller_claims).expect("sign");
     assert!(
@@ -160,7 +160,7 @@ async fn a_token_past_its_expiry_is_inactive() {
             .expect("ok")
             .active
     );
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    app.advance(Duration::from_millis(1_300)).await;
     assert_inactive(&app.introspect_as(Some(&caller), &token).await.expect("ok"));
 }
 

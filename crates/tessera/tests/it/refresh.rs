@@ -110,14 +110,16 @@ async fn a_spent_token_presented_within_the_grace_window_just_fails() {
 
 #[tokio::test]
 async fn a_spent_token_presented_after_the_grace_window_ends_the_whole_session() {
-    let app =
-        TestApp::spawn_with(|c| c.policy.refresh_reuse_grace = Duration::from_millis(200)).await;
+    let app = TestApp::spawn_with_manual_clock(|c| {
+        c.policy.refresh_reuse_grace = Duration::from_millis(200);
+    })
+    .await;
     let (client, first) = user_session(&app).await;
     let second = app
         .refresh(&client, "", &first.refresh_token)
         .await
         .expect("refresh");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.advance(Duration::from_millis(300)).await;
     assert_error(
         app.refresh(&client, "", &first.refresh_token).await,
         Code::Unauthenticated,
@@ -165,9 +167,11 @@ async fn an_access_token_is_not_a_refresh_token() {
 
 #[tokio::test]
 async fn a_refresh_token_past_its_lifetime_is_invalid_grant() {
-    let app = TestApp::spawn_with(|c| c.policy.refresh_token_ttl = Duration::from_secs(1)).await;
+    let app =
+        TestApp::spawn_with_manual_clock(|c| c.policy.refresh_token_ttl = Duration::from_secs(1))
+            .await;
     let (client, first) = user_session(&app).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.advance(Duration::from_millis(1_100)).await;
     assert_inactive(&app.introspect(&first.refresh_token).await);
     assert_error(
         app.refresh(&client, "", &first.refresh_token).await,
@@ -178,7 +182,9 @@ async fn a_refresh_token_past_its_lifetime_is_invalid_grant() {
 
 #[tokio::test]
 async fn no_refresh_outlives_the_sessions_maximum_lifetime() {
-    let app = TestApp::spawn_with(|c| c.policy.session_max_ttl = Duration::from_secs(1)).await;
+    let app =
+        TestApp::spawn_with_manual_clock(|c| c.policy.session_max_ttl = Duration::from_secs(1))
+            .await;
     let (client, first) = user_session(&app).await;
     let refresh = app.introspect(&first.refresh_token).await;
     let issued = refresh.issue_time.expect("issue time").seconds;
@@ -186,7 +192,7 @@ async fn no_refresh_outlives_the_sessions_maximum_lifetime() {
         refresh.expire_time.expect("expiry").seconds <= issued + 2,
         "capped by the session"
     );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.advance(Duration::from_millis(1_100)).await;
     assert_error(
         app.refresh(&client, "", &first.refresh_token).await,
         Code::Unauthenticated,

@@ -3,7 +3,11 @@
 //! still good (and every revocation still holds).
 use std::time::Duration;
 
-use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use tessera::{
+    grpc::pb::{self, auth_service_client::AuthServiceClient},
+    store::{self, Store, entity::login_throttles},
+};
 use tokio_stream::StreamExt;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -13,6 +17,18 @@ use crate::common::{
     PASSWORD, ServeProcess, TestDb, client_credentials, introspect_on, master_key, password_grant,
     refresh_grant, register,
 };
+
+/// Whether a login is in flight on the server: between counting its attempt against the
+/// username's throttle (before its argon2 verification) and clearing the counter on success.
+async fn a_login_is_in_flight(store: &Store) -> bool {
+    login_throttles::Entity::find()
+        .filter(login_throttles::Column::ThrottleKey.starts_with("user:"))
+        .filter(login_throttles::Column::Failures.gt(0))
+        .count(store.connection())
+        .await
+        .expect("read throttles")
+        > 0
+}
 
 fn send_sigterm(server: &ServeProcess) {
     let status = std::process::Command::new("kill")
@@ -28,6 +44,7 @@ async fn sigterm_reports_not_serving_lets_in_flight_calls_finish_and_exits_zero(
     let key = master_key(&db);
     let mut server = ServeProcess::start(&db, &key, "info");
     let fixture = register(&db, 4).await;
+    let store = Store::new(store::connect(&db.url).await.expect("connect"));
     let channel = server.channel();
 
     // A health watcher, as a load balancer keeps one.
@@ -41,7 +58,8 @@ async fn sigterm_reports_not_serving_lets_in_flight_calls_finish_and_exits_zero(
     let first = watch.next().await.expect("first status").expect("ok");
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
-    // Logins take an argon2 hash each: slow enough to be in flight when the signal lands.
+    // Logins take an argon2 hash each: slow enough to be in flight when the signal lands,
+    // which is sent as soon as one is seen working on the server.
     let market = fixture.marketplace.clone();
     let logins: Vec<_> = fixture
         .usernames
@@ -52,7 +70,14 @@ async fn sigterm_reports_not_serving_lets_in_flight_calls_finish_and_exits_zero(
             tokio::spawn(async move { client.issue_token(request).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(15)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !a_login_is_in_flight(&store).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no login reached the server within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     send_sigterm(&server);
 
     // Each one is answered, none cut off; the hashing pool may turn some away on a busy

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -41,24 +41,43 @@ async fn killing_one_of_three_instances_under_load_loses_no_committed_session() 
     let channels: Vec<Channel> = servers.iter().map(ServeProcess::channel).collect();
     let (id, secret) = register(&db, 0).await.integration;
 
+    const WORKERS: usize = 6;
     let committed: Arc<Mutex<Vec<pb::IssueTokenResponse>>> = Arc::default();
-    let retried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let retried = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Set once the instance is dead; then each worker counts in once it has committed a session
+    // again (on a survivor, after a retry when it was on the dead one).
+    let killed = Arc::new(AtomicBool::new(false));
+    let (carried_on, mut carried_on_rx) = tokio::sync::watch::channel([false; WORKERS]);
+    let carried_on = Arc::new(carried_on);
+    let (progress, mut progress_rx) = tokio::sync::watch::channel(0_usize);
+    let progress = Arc::new(progress);
     let mut workers = Vec::new();
-    for worker in 0..6 {
+    for worker in 0..WORKERS {
         let (channels, committed, retried, stop) = (
             channels.clone(),
             committed.clone(),
             retried.clone(),
             stop.clone(),
         );
+        let (killed, carried_on, progress) = (killed.clone(), carried_on.clone(), progress.clone());
         let (id, secret) = (id.clone(), secret.clone());
         workers.push(tokio::spawn(async move {
             let mut instance = worker % channels.len();
             while !stop.load(Ordering::SeqCst) {
                 let mut client = AuthServiceClient::new(channels[instance].clone());
                 match client.issue_token(client_credentials(&id, &secret)).await {
-                    Ok(r) => committed.lock().expect("lock").push(r.into_inner()),
+                    Ok(r) => {
+                        let count = {
+                            let mut committed = committed.lock().expect("lock");
+                            committed.push(r.into_inner());
+                            committed.len()
+                        };
+                        progress.send_replace(count);
+                        if killed.load(Ordering::SeqCst) {
+                            carried_on.send_modify(|carried_on| carried_on[worker] = true);
+                        }
+                    }
                     Err(status) if retryable(&status) => {
                         retried.fetch_add(1, Ordering::Relaxed);
                         instance = (instance + 1) % channels.len();
@@ -68,10 +87,25 @@ async fn killing_one_of_three_instances_under_load_loses_no_committed_session() 
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The kill lands under load: once more than 20 sessions are committed...
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress_rx.wait_for(|&count| count > 20),
+    )
+    .await
+    .expect("the load committed 20 sessions within 30 s")
+    .expect("the workers run");
     servers[0].child.kill().expect("kill -9");
     servers[0].child.wait().expect("reaped");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    killed.store(true, Ordering::SeqCst);
+    // ...and the load goes on until every worker has committed a session after it.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        carried_on_rx.wait_for(|workers| workers.iter().all(|&w| w)),
+    )
+    .await
+    .expect("every worker committed a session again within 30 s of the kill")
+    .expect("the workers run");
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.await.expect("worker");
