@@ -80,6 +80,9 @@ impl Harness {
             },
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
+            max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+            // The harness keeps its fixtures for the whole run.
+            cleanup_interval: Duration::ZERO,
         };
         let (store, tokens) = runtime
             .block_on(build_token_service(&config, SystemClock::shared()))

@@ -11,6 +11,7 @@ mod m20261128_000002_revocation_events;
 mod m20261128_000003_health_probes;
 mod m20261128_000004_cleanup_indexes;
 mod m20261207_000005_dead_schema;
+mod m20261207_000006_revocation_log;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_health_probes::Migration),
             Box::new(m20261128_000004_cleanup_indexes::Migration),
             Box::new(m20261207_000005_dead_schema::Migration),
+            Box::new(m20261207_000006_revocation_log::Migration),
         ]
     }
 }

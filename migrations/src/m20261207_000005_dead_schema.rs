@@ -44,6 +44,12 @@ const REVOKED_TOKENS_EXPIRES_AT: &str = "idx_revoked_tokens_expires_at";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// All or nothing on SQLite too (sea-orm-migration wraps only PostgreSQL's by default):
+    /// a crash part-way must not leave a schema no later start can migrate.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .exec_stmt(

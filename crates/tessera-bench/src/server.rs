@@ -56,6 +56,7 @@ impl Server {
             },
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
+            max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL
             } else {

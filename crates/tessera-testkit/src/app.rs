@@ -57,6 +57,7 @@ pub fn test_config(db: &TestDb) -> Config {
         policy: TokenPolicy::default(),
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
+        max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     }
 }

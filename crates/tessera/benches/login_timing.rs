@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         policy: TokenPolicy::default(),
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
+        max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     };
     let app = Application::build(config).await?;

@@ -64,6 +64,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
         policy: TokenPolicy::default(),
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
+        max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         cleanup_interval: Duration::ZERO,
     };
     rt.block_on(build_token_service(&config, SystemClock::shared()))

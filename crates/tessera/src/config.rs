@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// How often expired rows are deleted (plus up to a tenth more, at random); 0s: never.
     #[arg(long, env = "TESSERA_CLEANUP_INTERVAL", default_value = "60s")]
     pub cleanup_interval: String,
+    /// WatchRevocations streams this instance holds at most; more are refused.
+    #[arg(long, env = "TESSERA_MAX_WATCH_STREAMS", default_value = "10000")]
+    pub max_watch_streams: String,
 }
 
 /// Who may call IntrospectToken.
@@ -142,6 +145,8 @@ pub struct Config {
     pub hash_cost: HashCost,
     /// How often this instance deletes expired rows; zero turns the clean-up off.
     pub cleanup_interval: Duration,
+    /// WatchRevocations streams held at most.
+    pub max_watch_streams: usize,
 }
 
 /// A configuration value that cannot be used; its Display is the one line shown to the user.
@@ -222,6 +227,13 @@ impl Config {
             introspection_auth,
             hash_cost: hashing.cost()?,
             cleanup_interval: duration("TESSERA_CLEANUP_INTERVAL", &args.cleanup_interval)?,
+            max_watch_streams: args.max_watch_streams.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "TESSERA_MAX_WATCH_STREAMS",
+                    &args.max_watch_streams,
+                    "a whole number of streams, such as 10000",
+                )
+            })?,
         })
     }
 }

@@ -3,7 +3,7 @@ use clap::{Subcommand, ValueEnum};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{output, serve::open_store};
+use super::{TokenLifetimeArgs, output, serve::open_store};
 use crate::config::{DatabaseArgs, HashArgs};
 use crate::domain::{
     clients::{self, ClientKind},
@@ -30,7 +30,11 @@ pub enum ClientCommand {
         json: bool,
     },
     /// Disable a client: its sessions end and its tokens become inactive.
-    Disable { client_id: String },
+    Disable {
+        client_id: String,
+        #[command(flatten)]
+        lifetimes: TokenLifetimeArgs,
+    },
     /// Replace a client's secret; the old one stops working at once.
     RotateSecret {
         client_id: String,
@@ -107,8 +111,12 @@ pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: ClientCommand) -> a
                 }
             }
         }
-        ClientCommand::Disable { client_id } => {
-            if !clients::disable_client(&store, &client_id).await? {
+        ClientCommand::Disable {
+            client_id,
+            lifetimes,
+        } => {
+            let kept_for = lifetimes.verification_window()?;
+            if !clients::disable_client(&store, &client_id, kept_for).await? {
                 anyhow::bail!("no client with id {client_id}");
             }
             eprintln!("client {client_id} disabled; its sessions ended");

@@ -1,12 +1,10 @@
 //! `tessera keys list|rotate`.
-use std::time::Duration;
 
 use clap::Subcommand;
 use secrecy::SecretString;
 
-use super::{output, serve::open_store};
-use crate::config::{ConfigError, DatabaseArgs, duration};
-use crate::domain::policy::TokenPolicy;
+use super::{TokenLifetimeArgs, output, serve::open_store};
+use crate::config::DatabaseArgs;
 use crate::domain::{clock::now_ms, keyring};
 use crate::server::resolve_master_key;
 
@@ -23,28 +21,11 @@ pub enum KeysCommand {
         /// The master key that seals signing keys (the dev key file on SQLite when unset).
         #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
         master_key: Option<String>,
-        #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", default_value = "10m")]
-        access_token_ttl: String,
-        #[arg(long, env = "TESSERA_TRUSTED_TOKEN_TTL", default_value = "5m")]
-        trusted_token_ttl: String,
-        #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "5s")]
-        clock_leeway: String,
+        #[command(flatten)]
+        lifetimes: TokenLifetimeArgs,
         #[arg(long)]
         json: bool,
     },
-}
-
-/// How long keys that stop signing must keep verifying: until the last token they signed has
-/// expired, as seen by any instance (which follows a rotation within a second).
-/// Running servers extend it to their own window when theirs is longer.
-fn verification_window(access: &str, trusted: &str, leeway: &str) -> Result<Duration, ConfigError> {
-    let policy = TokenPolicy {
-        access_token_ttl: duration("TESSERA_ACCESS_TOKEN_TTL", access)?,
-        trusted_token_ttl: duration("TESSERA_TRUSTED_TOKEN_TTL", trusted)?,
-        clock_leeway: duration("TESSERA_CLOCK_LEEWAY", leeway)?,
-        ..TokenPolicy::default()
-    };
-    Ok(policy.key_verification_window())
 }
 
 pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {
@@ -72,12 +53,11 @@ pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate {
             master_key,
-            access_token_ttl,
-            trusted_token_ttl,
-            clock_leeway,
+            lifetimes,
             json,
         } => {
-            let window = verification_window(&access_token_ttl, &trusted_token_ttl, &clock_leeway)?;
+            // Running servers extend it to their own window when theirs is longer.
+            let window = lifetimes.verification_window()?;
             let master_key = master_key
                 .filter(|k| !k.trim().is_empty())
                 .map(SecretString::from);

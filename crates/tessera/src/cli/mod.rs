@@ -67,3 +67,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health { addr, service } => health::check(&addr, &service).await,
     }
 }
+
+/// The token lifetimes a command needs to know how long what it does must last: keys that
+/// stop signing keep verifying, and revocations stay in the log, until the last token they
+/// concern has expired (the same settings as `serve`'s).
+#[derive(clap::Args, Debug)]
+pub struct TokenLifetimeArgs {
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", default_value = "10m")]
+    access_token_ttl: String,
+    #[arg(long, env = "TESSERA_TRUSTED_TOKEN_TTL", default_value = "5m")]
+    trusted_token_ttl: String,
+    #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "5s")]
+    clock_leeway: String,
+}
+
+impl TokenLifetimeArgs {
+    /// The longest a token lives, plus the leeway (and the time instances take to follow).
+    pub fn verification_window(&self) -> Result<std::time::Duration, crate::config::ConfigError> {
+        use crate::config::duration;
+        let policy = crate::domain::policy::TokenPolicy {
+            access_token_ttl: duration("TESSERA_ACCESS_TOKEN_TTL", &self.access_token_ttl)?,
+            trusted_token_ttl: duration("TESSERA_TRUSTED_TOKEN_TTL", &self.trusted_token_ttl)?,
+            clock_leeway: duration("TESSERA_CLOCK_LEEWAY", &self.clock_leeway)?,
+            ..crate::domain::policy::TokenPolicy::default()
+        };
+        Ok(policy.key_verification_window())
+    }
+}

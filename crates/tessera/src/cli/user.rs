@@ -6,7 +6,7 @@ use clap::Subcommand;
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::{output, serve::open_store};
+use super::{TokenLifetimeArgs, output, serve::open_store};
 use crate::config::{DatabaseArgs, HashArgs};
 use crate::domain::{hashing::HashingPool, users};
 
@@ -21,9 +21,17 @@ pub enum UserCommand {
         json: bool,
     },
     /// Disable a user: their sessions end and their tokens become inactive.
-    Disable { username: String },
+    Disable {
+        username: String,
+        #[command(flatten)]
+        lifetimes: TokenLifetimeArgs,
+    },
     /// Set a user's password (read from stdin); their sessions end.
-    SetPassword { username: String },
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        lifetimes: TokenLifetimeArgs,
+    },
 }
 
 /// The password: prompted for without echo on a terminal, else the first line of stdin.
@@ -54,15 +62,23 @@ pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: UserCommand) -> any
                 println!("user_id: {user_id}");
             }
         }
-        UserCommand::Disable { username } => {
-            if !users::disable_user(&store, &username).await? {
+        UserCommand::Disable {
+            username,
+            lifetimes,
+        } => {
+            let kept_for = lifetimes.verification_window()?;
+            if !users::disable_user(&store, &username, kept_for).await? {
                 anyhow::bail!("no user named {}", users::normalize_username(&username));
             }
             eprintln!("user disabled; their sessions ended");
         }
-        UserCommand::SetPassword { username } => {
+        UserCommand::SetPassword {
+            username,
+            lifetimes,
+        } => {
+            let kept_for = lifetimes.verification_window()?;
             let password = read_password()?;
-            if !users::set_password(&store, &hasher, &username, password).await? {
+            if !users::set_password(&store, &hasher, &username, password, kept_for).await? {
                 anyhow::bail!("no user named {}", users::normalize_username(&username));
             }
             eprintln!("password set; the user's sessions ended");

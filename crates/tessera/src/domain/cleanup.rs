@@ -8,7 +8,6 @@ use super::{
     clock::ms,
     policy::TokenPolicy,
     repository::{CleanupRepository, Cutoffs, Deleted},
-    revocation_view,
     throttle::{MAX_LOCK, QUIET_MS, WINDOW},
 };
 
@@ -24,7 +23,7 @@ pub const BATCH: u64 = 500;
 /// - Sessions that ended or expired stay for a key verification window (the longest an access
 ///   token lives, plus leeway), so that a token of theirs can still be revoked while it lives;
 ///   their refresh tokens go first.
-/// - Revocation events stay as long as an instance's revocation view reads back.
+/// - A revocation stays in the log until it expires (no token it covers can be active).
 /// - A throttle counter goes when deleting it changes nothing: its window is over, its lock
 ///   (if any) has ended, and it has been idle long enough that its lockouts are forgotten
 ///   anyway (the next attempt would start it over).
@@ -34,9 +33,7 @@ pub fn cutoffs(policy: &TokenPolicy, now: i64) -> Cutoffs {
     Cutoffs {
         refresh_tokens_expired: now - leeway,
         sessions_over: now - leeway - window,
-        revocation_events_before: now
-            - leeway
-            - ms(revocation_view::retention(policy.key_verification_window())),
+        revocations_expired: now - leeway,
         throttles_idle_since: now - leeway - QUIET_MS.max(ms(MAX_LOCK)),
         throttle_windows_started: now - leeway - ms(WINDOW),
         throttle_locks_ended: now - leeway,
@@ -65,7 +62,7 @@ mod tests {
         let leeway = ms(policy.clock_leeway);
         assert!(c.sessions_over <= now - longest_token - 2 * leeway);
         assert!(c.refresh_tokens_expired <= now - leeway);
-        assert!(c.revocation_events_before <= c.sessions_over);
+        assert!(c.revocations_expired <= now - leeway);
         assert!(c.throttles_idle_since <= now - ms(MAX_LOCK));
         assert!(c.throttle_windows_started <= now - ms(WINDOW));
     }

@@ -120,13 +120,17 @@ pub async fn list_clients(repo: &dyn ClientRepository) -> Result<Vec<ClientSumma
         .collect())
 }
 
-/// Disables a client and ends its sessions; its earlier tokens become inactive.
+/// Disables a client and ends its sessions; its earlier tokens become inactive. Its revocation
+/// is kept in the log for `revocation_kept_for` (the longest a token lives, plus the leeway).
 /// Returns false when there is no such client.
 pub async fn disable_client(
     repo: &dyn ClientRepository,
     client_id: &str,
+    revocation_kept_for: std::time::Duration,
 ) -> Result<bool, DomainError> {
-    Ok(repo.disable_client(client_id, now_ms()).await?)
+    let now = now_ms();
+    let expire_at = now.saturating_add(super::clock::ms(revocation_kept_for));
+    Ok(repo.disable_client(client_id, now, expire_at).await?)
 }
 
 /// Gives a client a new secret; the old one stops working at once on every instance.

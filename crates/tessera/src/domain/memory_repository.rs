@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::repository::{
-    CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, KeyRepository, NewSession,
-    RefreshTokenRecord, RepositoryError, RevocationEvent, RevocationKind, RevocationLog,
-    SessionRecord, SessionRepository, SigningKeyRecord, ThrottleCount, ThrottleRepository,
-    UserRecord, UserRepository,
+    CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, KeyRepository,
+    LiveRevocations, NewSession, RefreshTokenRecord, RepositoryError, RevocationEvent,
+    RevocationKind, RevocationLog, SessionRecord, SessionRepository, SigningKeyRecord,
+    ThrottleCount, ThrottleRepository, UserRecord, UserRepository,
 };
 
 type Result<T> = std::result::Result<T, RepositoryError>;
@@ -23,9 +23,22 @@ struct Tables {
     refresh_tokens: BTreeMap<String, RefreshTokenRecord>,
     keys: BTreeMap<i64, SigningKeyRecord>,
     events: Vec<RevocationEvent>,
+    /// The last sequence given out (the store's one-row counter).
+    last_sequence: u64,
     throttles: BTreeMap<String, (ThrottleCount, i64)>,
     /// When set, every call fails as if the database were away.
     unavailable: bool,
+    /// A change to this user to commit just before the next session starts (what a password
+    /// change or a disable landing between a login's password check and its session looks
+    /// like).
+    change_before_session_start: Option<(String, UserChange)>,
+}
+
+/// A change to a user, made behind a login's back.
+#[derive(Clone, Copy, Debug)]
+pub enum UserChange {
+    PasswordChanged,
+    Disabled,
 }
 
 /// The domain's repository, in memory.
@@ -38,6 +51,11 @@ impl MemoryRepository {
     /// Makes every following call fail with `Unavailable` (or work again).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.tables.lock().unavailable = unavailable;
+    }
+
+    /// Commits `change` to `user_id` just before the next session starts.
+    pub fn change_before_next_session_start(&self, user_id: &str, change: UserChange) {
+        self.tables.lock().change_before_session_start = Some((user_id.to_owned(), change));
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
@@ -56,22 +74,40 @@ fn conflict(what: &str) -> RepositoryError {
 }
 
 impl Tables {
-    fn end_sessions(&mut self, live: impl Fn(&SessionRecord) -> bool, now: i64, reason: &str) {
+    /// Ends the live sessions `which` picks, logging each; the sequence of the last event.
+    fn end_sessions(
+        &mut self,
+        which: impl Fn(&SessionRecord) -> bool,
+        now: i64,
+        reason: &str,
+        expires_at: i64,
+    ) -> Option<u64> {
         let mut ended = Vec::new();
         for session in self.sessions.values_mut() {
-            if session.ended_at.is_none() && live(session) {
+            if session.ended_at.is_none() && which(session) {
                 session.ended_at = Some(now);
                 session.end_reason = Some(reason.to_owned());
                 ended.push(session.sid.clone());
             }
         }
+        let mut last = None;
         for sid in ended {
-            self.events.push(RevocationEvent {
-                kind: RevocationKind::Session,
-                subject: sid,
-                at: now,
-            });
+            last = Some(self.log(RevocationKind::Session, &sid, now, expires_at));
         }
+        last
+    }
+
+    /// Appends to the log (one event per kind and subject); the event's sequence.
+    fn log(&mut self, kind: RevocationKind, subject: &str, now: i64, expires_at: i64) -> u64 {
+        self.last_sequence += 1;
+        self.events.push(RevocationEvent {
+            sequence: self.last_sequence,
+            kind,
+            subject: subject.to_owned(),
+            revoked_at: now,
+            expires_at,
+        });
+        self.last_sequence
     }
 }
 
@@ -109,35 +145,48 @@ impl UserRepository for MemoryRepository {
         })
     }
 
-    async fn change_password(&self, user_id: &str, new_hash: String, now: i64) -> Result<bool> {
+    async fn change_password(
+        &self,
+        user_id: &str,
+        new_hash: String,
+        now: i64,
+        revocations_expire_at: i64,
+    ) -> Result<bool> {
         self.with(|t| {
             let Some(user) = t.users.get_mut(user_id) else {
                 return Ok(false);
             };
             user.password_hash = new_hash;
-            user.version = now;
+            user.version += 1;
             user.updated_at = now;
             t.end_sessions(
                 |s| s.user_id.as_deref() == Some(user_id),
                 now,
                 "password_changed",
+                revocations_expire_at,
             );
             Ok(true)
         })
     }
 
-    async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        revocations_expire_at: i64,
+    ) -> Result<bool> {
         self.with(|t| {
             let Some(user) = t.users.get_mut(user_id) else {
                 return Ok(false);
             };
             user.disabled_at = Some(now);
-            user.version = now;
+            user.version += 1;
             user.updated_at = now;
             t.end_sessions(
                 |s| s.user_id.as_deref() == Some(user_id),
                 now,
                 "user_disabled",
+                revocations_expire_at,
             );
             Ok(true)
         })
@@ -164,11 +213,14 @@ impl ClientRepository for MemoryRepository {
         self.with(|t| Ok(t.clients.values().cloned().collect()))
     }
 
-    async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool> {
+    async fn disable_client(&self, client_id: &str, now: i64, expires_at: i64) -> Result<bool> {
         self.with(|t| {
             let Some(client) = t.clients.get_mut(client_id) else {
                 return Ok(false);
             };
+            if client.disabled_at.is_some() {
+                return Ok(true);
+            }
             client.disabled_at = Some(now);
             client.updated_at = now;
             for session in t.sessions.values_mut() {
@@ -177,6 +229,7 @@ impl ClientRepository for MemoryRepository {
                     session.end_reason = Some("client_disabled".to_owned());
                 }
             }
+            t.log(RevocationKind::Client, client_id, now, expires_at);
             Ok(true)
         })
     }
@@ -213,6 +266,14 @@ impl ClientRepository for MemoryRepository {
 impl SessionRepository for MemoryRepository {
     async fn start_session(&self, new: NewSession) -> Result<bool> {
         self.with(|t| {
+            if let Some((user_id, change)) = t.change_before_session_start.take()
+                && let Some(user) = t.users.get_mut(&user_id)
+            {
+                user.version += 1;
+                if matches!(change, UserChange::Disabled) {
+                    user.disabled_at = Some(new.session.created_at);
+                }
+            }
             if let (Some(user_id), Some(version)) = (&new.session.user_id, new.user_version) {
                 let guard_holds = t
                     .users
@@ -237,21 +298,23 @@ impl SessionRepository for MemoryRepository {
         self.with(|t| Ok(t.refresh_tokens.get(token_hash).cloned()))
     }
 
-    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<()> {
-        self.with(|t| {
-            t.end_sessions(|s| s.sid == sid, now, reason);
-            Ok(())
-        })
+    async fn end_session(
+        &self,
+        sid: &str,
+        now: i64,
+        reason: &str,
+        expires_at: i64,
+    ) -> Result<Option<u64>> {
+        self.with(|t| Ok(t.end_sessions(|s| s.sid == sid, now, reason, expires_at)))
     }
 
-    async fn revoke_token(&self, jti: &str, now: i64) -> Result<()> {
+    async fn revoke_token(&self, jti: &str, now: i64, expires_at: i64) -> Result<Option<u64>> {
         self.with(|t| {
-            t.events.push(RevocationEvent {
-                kind: RevocationKind::Token,
-                subject: jti.to_owned(),
-                at: now,
-            });
-            Ok(())
+            let logged = t
+                .events
+                .iter()
+                .any(|e| e.kind == RevocationKind::Token && e.subject == jti);
+            Ok((!logged).then(|| t.log(RevocationKind::Token, jti, now, expires_at)))
         })
     }
 
@@ -336,11 +399,28 @@ impl KeyRepository for MemoryRepository {
 
 #[async_trait]
 impl RevocationLog for MemoryRepository {
-    async fn revocation_events_since(&self, since: i64) -> Result<Vec<RevocationEvent>> {
+    async fn revocations_after(&self, after: u64, limit: u64) -> Result<Vec<RevocationEvent>> {
         self.with(|t| {
-            let mut events: Vec<_> = t.events.iter().filter(|e| e.at >= since).cloned().collect();
-            events.sort_by_key(|e| e.at);
-            Ok(events)
+            Ok(t.events
+                .iter()
+                .filter(|e| e.sequence > after)
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn live_revocations(&self, now: i64) -> Result<LiveRevocations> {
+        self.with(|t| {
+            Ok(LiveRevocations {
+                events: t
+                    .events
+                    .iter()
+                    .filter(|e| e.expires_at > now)
+                    .cloned()
+                    .collect(),
+                head: t.last_sequence,
+            })
         })
     }
 }
@@ -433,7 +513,7 @@ impl CleanupRepository for MemoryRepository {
             deleted.sessions = over.len() as u64;
             let before = t.events.len();
             t.events
-                .retain(|e| e.at >= cutoffs.revocation_events_before);
+                .retain(|e| e.expires_at >= cutoffs.revocations_expired);
             deleted.revocation_events = (before - t.events.len()) as u64;
             let before = t.throttles.len();
             t.throttles.retain(|_, (count, updated_at)| {

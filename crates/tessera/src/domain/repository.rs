@@ -102,21 +102,38 @@ pub struct SigningKeyRecord {
     pub retire_at: Option<i64>,
 }
 
-/// What a revocation event is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a revocation is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RevocationKind {
     /// A session ended: every token carrying its sid.
     Session,
     /// One access token (by jti), revoked alone.
     Token,
+    /// A client disabled: every token issued to it.
+    Client,
 }
 
 /// An entry of the revocation log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationEvent {
+    /// The log's commit order: gapless, assigned when the revoking transaction commits.
+    pub sequence: u64,
     pub kind: RevocationKind,
     pub subject: String,
-    pub at: i64,
+    /// When the revocation was made, by the revoking machine's clock (for people; nothing
+    /// orders or forgets by it).
+    pub revoked_at: i64,
+    /// No token the revocation covers outlives this: it can be forgotten then.
+    pub expires_at: i64,
+}
+
+/// The part of the log that can still matter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveRevocations {
+    /// Every event whose `expires_at` has not passed, in sequence order.
+    pub events: Vec<RevocationEvent>,
+    /// The sequence of the last committed event (0 when there has been none).
+    pub head: u64,
 }
 
 /// The counter of one throttle key after an attempt was counted.
@@ -141,8 +158,8 @@ pub struct Cutoffs {
     pub refresh_tokens_expired: i64,
     /// Sessions that ended or expired by then: their refresh tokens first, then the session.
     pub sessions_over: i64,
-    /// Revocation events stamped before then.
-    pub revocation_events_before: i64,
+    /// Revocation events that expired by then.
+    pub revocations_expired: i64,
     /// Throttle rows last counted by then...
     pub throttles_idle_since: i64,
     /// ...whose window started by then...
@@ -182,12 +199,24 @@ pub trait UserRepository: Send + Sync {
         new_hash: String,
         now: i64,
     ) -> Result<()>;
-    /// Sets a new password hash, moves the version and ends the user's sessions. False when
-    /// there is no such user.
-    async fn change_password(&self, user_id: &str, new_hash: String, now: i64) -> Result<bool>;
-    /// Disables the user, moves the version and ends the user's sessions. False when there is
-    /// no such user or it was disabled already.
-    async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool>;
+    /// Sets a new password hash, moves the version and ends the user's sessions, logging a
+    /// `Session` revocation (kept until `revocations_expire_at`) for each. False when there is
+    /// no such user.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        new_hash: String,
+        now: i64,
+        revocations_expire_at: i64,
+    ) -> Result<bool>;
+    /// Disables the user, moves the version and ends the user's sessions, logging them as
+    /// [`UserRepository::change_password`] does. False when there is no such user.
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        revocations_expire_at: i64,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -195,9 +224,10 @@ pub trait ClientRepository: Send + Sync {
     async fn insert_client(&self, client: ClientRecord) -> Result<()>;
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     async fn list_clients(&self) -> Result<Vec<ClientRecord>>;
-    /// Disables the client and ends its sessions. False when there is no such client or it
-    /// was disabled already.
-    async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool>;
+    /// Disables the client, ends its sessions and logs a `Client` revocation (kept until
+    /// `expires_at`). False when there is no such client; a client disabled already is left
+    /// as it is (and logs nothing).
+    async fn disable_client(&self, client_id: &str, now: i64, expires_at: i64) -> Result<bool>;
     /// Sets a new secret hash. False when there is no such client.
     async fn set_client_secret(
         &self,
@@ -216,10 +246,18 @@ pub trait SessionRepository: Send + Sync {
     async fn start_session(&self, new: NewSession) -> Result<bool>;
     async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>>;
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
-    /// Ends a session (if it has not ended) and logs a `Session` revocation event.
-    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<()>;
-    /// Logs a `Token` revocation event for one access token.
-    async fn revoke_token(&self, jti: &str, now: i64) -> Result<()>;
+    /// Ends a session and logs a `Session` revocation (kept until `expires_at`). The event's
+    /// sequence, or `None` when the session had ended already (nothing is written).
+    async fn end_session(
+        &self,
+        sid: &str,
+        now: i64,
+        reason: &str,
+        expires_at: i64,
+    ) -> Result<Option<u64>>;
+    /// Logs a `Token` revocation of one access token (kept until `expires_at`). The event's
+    /// sequence, or `None` when the token was revoked already (nothing is written).
+    async fn revoke_token(&self, jti: &str, now: i64, expires_at: i64) -> Result<Option<u64>>;
     /// Spends `old_hash` and stores its successor, atomically. False, and nothing stored, when
     /// it was spent already or its session ended.
     async fn rotate_refresh_token(
@@ -250,8 +288,10 @@ pub trait KeyRepository: Send + Sync {
 
 #[async_trait]
 pub trait RevocationLog: Send + Sync {
-    /// Events stamped at or after `since`, oldest first.
-    async fn revocation_events_since(&self, since: i64) -> Result<Vec<RevocationEvent>>;
+    /// Events with a sequence above `after`, in sequence order, `limit` at most.
+    async fn revocations_after(&self, after: u64, limit: u64) -> Result<Vec<RevocationEvent>>;
+    /// Every event not expired at `now`, and the log's head.
+    async fn live_revocations(&self, now: i64) -> Result<LiveRevocations>;
 }
 
 #[async_trait]

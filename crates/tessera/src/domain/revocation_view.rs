@@ -1,54 +1,166 @@
 //! Each instance's in-memory view of what was revoked, so that IntrospectToken answers without
-//! a query per call. The instance that revokes applies the change at once; every other
-//! instance reads it from the revocation log within a poll interval.
+//! a query per call, and the feed that `WatchRevocations` streams are served from.
+//!
+//! The view follows the revocation log by its commit-ordered sequence: it reads
+//! `sequence > read_up_to`, and since sequences are assigned in commit order without gaps,
+//! everything at or below the highest sequence read is committed and was read (or expired
+//! before this view could see it). No look-back window, no machine's clock. The instance that
+//! revokes applies its own event at once, with the sequence its transaction got.
+//!
+//! Streams get events strictly in sequence order: an event applied locally ahead of one still
+//! unread waits until the gap is read. An event is forgotten once no token it covers can be
+//! active (`expires_at`), so the memory held is bounded by what can still matter.
 use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicI64, Ordering},
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
 use parking_lot::RwLock;
+use tokio::sync::{broadcast, watch};
 
 use super::{
     DomainError,
-    clock::{SharedClock, ms},
-    repository::{RevocationKind, SharedRepository},
+    clock::SharedClock,
+    repository::{RevocationEvent, RevocationKind, SharedRepository},
     token::AccessClaims,
 };
 
 /// How often the log is read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Events are read again for this long after they are first seen, so that one committed a
-/// little after a later one (or stamped by a slightly slower clock) is not missed.
-const LOOKBACK_MS: i64 = 10_000;
 /// Past this without a successful read, the view may be missing revocations made elsewhere:
 /// introspection then answers UNAVAILABLE rather than risk calling a revoked token active.
 /// With the poll interval, every call that relies on the view fails within two seconds of the
 /// database going away.
 const STALE_AFTER_MS: i64 = 1_500;
-
-/// How long the log must keep an event for views that read back `keep` (the longest an
-/// access token lives, plus the leeway): that, plus the look-back of every read.
-pub fn retention(keep: Duration) -> Duration {
-    keep.saturating_add(Duration::from_millis(LOOKBACK_MS.unsigned_abs()))
-}
+/// Events read per query.
+const READ_BATCH: u64 = 5_000;
+/// Events a stream may fall behind the feed before it is cut off (it reconnects and resumes).
+pub const FEED_CAPACITY: usize = 4_096;
 
 #[derive(Default)]
-struct Revoked {
-    sessions: HashMap<String, i64>,
-    tokens: HashMap<String, i64>,
-    /// Disabled clients (the time is not used: disabling is for good).
-    clients: HashMap<String, i64>,
+struct State {
+    /// Every event that can still matter, by sequence.
+    held: BTreeMap<u64, Arc<RevocationEvent>>,
+    /// Sessions and tokens revoked, to the sequence of their event.
+    sessions: HashMap<String, u64>,
+    tokens: HashMap<String, u64>,
+    /// Disabled clients: for good (a disabled client never comes back), from the clients table
+    /// and from the log.
+    disabled_clients: HashSet<String>,
+    /// Every sequence at or below this was read from the log (or loaded).
+    read_up_to: u64,
+    /// Every sequence at or below this went to the feed (or was forgotten).
+    delivered: u64,
+    /// Sequences at or below this may have been forgotten: a stream resuming from before it
+    /// gets a snapshot.
+    floor: u64,
+}
+
+impl State {
+    /// Holds an event; false when it is known already or was forgotten.
+    fn insert(&mut self, event: Arc<RevocationEvent>) -> bool {
+        let sequence = event.sequence;
+        // At or below `delivered` and not held: read past as a gap, or forgotten.
+        if self.held.contains_key(&sequence) || sequence <= self.delivered {
+            return false;
+        }
+        match event.kind {
+            RevocationKind::Session => {
+                self.sessions.insert(event.subject.clone(), sequence);
+            }
+            RevocationKind::Token => {
+                self.tokens.insert(event.subject.clone(), sequence);
+            }
+            RevocationKind::Client => {
+                self.disabled_clients.insert(event.subject.clone());
+            }
+        }
+        self.held.insert(sequence, event);
+        true
+    }
+
+    /// Sends every event that is next in sequence to the feed.
+    fn deliver(&mut self, feed: &broadcast::Sender<Arc<RevocationEvent>>) {
+        loop {
+            let next = self.delivered + 1;
+            if let Some(event) = self.held.get(&next) {
+                // No stream listening is fine: the event stays held for those that come.
+                let _ = feed.send(event.clone());
+            } else if next <= self.read_up_to {
+                // Read past, yet not held: it expired before this view saw it, or is of a
+                // kind this version does not know. Nothing to send.
+                self.floor = self.floor.max(next);
+            } else {
+                return;
+            }
+            self.delivered = next;
+        }
+    }
+
+    /// Forgets every event that no active token can need any more.
+    fn forget_expired(&mut self, now: i64) {
+        let expired: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(sequence, event)| event.expires_at < now && **sequence <= self.delivered)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in expired {
+            let Some(event) = self.held.remove(&sequence) else {
+                continue;
+            };
+            let index = match event.kind {
+                RevocationKind::Session => &mut self.sessions,
+                RevocationKind::Token => &mut self.tokens,
+                // Disabled clients stay: disabling is for good.
+                RevocationKind::Client => {
+                    self.floor = self.floor.max(sequence);
+                    continue;
+                }
+            };
+            if index.get(&event.subject) == Some(&sequence) {
+                index.remove(&event.subject);
+            }
+            self.floor = self.floor.max(sequence);
+        }
+    }
+}
+
+/// How a stream starts.
+#[derive(Debug)]
+pub enum StreamStart {
+    /// Everything that can still matter, as of `sequence`.
+    Snapshot {
+        sequence: u64,
+        events: Vec<Arc<RevocationEvent>>,
+    },
+    /// The events after the stream's cursor, up to the feed's present.
+    Replay(Vec<Arc<RevocationEvent>>),
+}
+
+/// A stream's start and its place on the feed: every event after what `start` covers arrives
+/// on `feed`, in sequence order (events the start already covered may come again: skip any at
+/// or below the last sequence sent).
+#[derive(Debug)]
+pub struct Subscription {
+    pub start: StreamStart,
+    pub feed: broadcast::Receiver<Arc<RevocationEvent>>,
+    /// Turns true when the server stops: streams end then.
+    pub closing: watch::Receiver<bool>,
 }
 
 /// What this instance knows was revoked.
 pub struct RevocationView {
     repo: SharedRepository,
     clock: SharedClock,
-    revoked: RwLock<Revoked>,
-    /// How long an event matters: the longest an access token lives, plus the leeway.
-    keep_ms: i64,
+    state: RwLock<State>,
     last_read: AtomicI64,
+    feed: broadcast::Sender<Arc<RevocationEvent>>,
+    closing: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for RevocationView {
@@ -59,73 +171,77 @@ impl std::fmt::Debug for RevocationView {
 
 impl RevocationView {
     /// Loads every event that can still matter, and every disabled client.
-    pub async fn load(
-        repo: SharedRepository,
-        keep: Duration,
-        clock: SharedClock,
-    ) -> Result<Self, DomainError> {
+    pub async fn load(repo: SharedRepository, clock: SharedClock) -> Result<Self, DomainError> {
+        let now = clock.now_ms();
+        let live = repo.live_revocations(now).await?;
+        let mut state = State::default();
+        for event in live.events {
+            state.insert(Arc::new(event));
+        }
+        // Every sequence up to the head is committed; the ones not held expired (or were
+        // cleaned up) before this view was made.
+        let mut floor = live.head;
+        for sequence in state.held.keys().rev() {
+            if *sequence == floor {
+                floor -= 1;
+            } else if *sequence < floor {
+                break;
+            }
+        }
+        state.floor = floor;
+        state.read_up_to = live.head;
+        state.delivered = live.head;
         let view = Self {
             repo,
             clock,
-            revoked: RwLock::new(Revoked::default()),
-            keep_ms: ms(retention(keep)),
-            last_read: AtomicI64::new(0),
+            state: RwLock::new(state),
+            last_read: AtomicI64::new(now),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+            closing: watch::channel(false).0,
         };
         view.read_disabled_clients().await?;
-        let now = view.clock.now_ms();
-        view.read_since(now - view.keep_ms, now).await?;
         Ok(view)
     }
 
-    /// Disabled clients come from the clients table: the log has no events for them.
+    /// Disabled clients come from the clients table too, so that a disable stays in force
+    /// after its log entry expires.
     async fn read_disabled_clients(&self) -> Result<(), DomainError> {
         let disabled = self.repo.disabled_client_ids().await?;
-        let mut revoked = self.revoked.write();
-        for client_id in disabled {
-            revoked.clients.entry(client_id).or_insert(0);
-        }
+        self.state.write().disabled_clients.extend(disabled);
         Ok(())
     }
 
-    /// Records a revocation made by this instance, effective from the next call on.
-    pub fn apply(&self, kind: RevocationKind, subject: &str, at: i64) {
-        let mut revoked = self.revoked.write();
-        let map = match kind {
-            RevocationKind::Session => &mut revoked.sessions,
-            RevocationKind::Token => &mut revoked.tokens,
-        };
-        let entry = map.entry(subject.to_owned()).or_insert(at);
-        *entry = (*entry).max(at);
+    /// Applies a revocation this instance made (its transaction committed it as `event`),
+    /// effective from the next call on.
+    pub fn apply(&self, event: RevocationEvent) {
+        let mut state = self.state.write();
+        if state.insert(Arc::new(event)) {
+            state.deliver(&self.feed);
+        }
     }
 
     /// Reads what other instances (and the CLI) revoked since the last read, and forgets
     /// what can no longer matter.
     pub async fn refresh(&self) -> Result<(), DomainError> {
         let now = self.clock.now_ms();
-        let since = self.last_read.load(Ordering::Relaxed).min(now) - LOOKBACK_MS;
-        // Disabled clients are read from the clients table itself on every poll (a small
-        // query): instances trust this view to stop issuing to a disabled client, so its
-        // disable must not depend on an event being seen within the look-back (a long
-        // transaction, a CLI host with a slow clock) or surviving the clean-up.
         self.read_disabled_clients().await?;
-        self.read_since(since, now).await?;
-        self.forget_before(now - self.keep_ms);
-        Ok(())
-    }
-
-    async fn read_since(&self, since: i64, now: i64) -> Result<(), DomainError> {
-        for event in self.repo.revocation_events_since(since).await? {
-            self.apply(event.kind, &event.subject, event.at);
+        loop {
+            let after = self.state.read().read_up_to;
+            let events = self.repo.revocations_after(after, READ_BATCH).await?;
+            let read = events.len();
+            let mut state = self.state.write();
+            for event in events {
+                state.read_up_to = state.read_up_to.max(event.sequence);
+                state.insert(Arc::new(event));
+            }
+            state.deliver(&self.feed);
+            if u64::try_from(read).unwrap_or(u64::MAX) < READ_BATCH {
+                break;
+            }
         }
+        self.state.write().forget_expired(now);
         self.last_read.store(now, Ordering::Relaxed);
         Ok(())
-    }
-
-    fn forget_before(&self, cutoff: i64) {
-        let mut revoked = self.revoked.write();
-        // Disabled clients stay: disabling is for good.
-        revoked.sessions.retain(|_, at| *at >= cutoff);
-        revoked.tokens.retain(|_, at| *at >= cutoff);
     }
 
     /// Whether the view is too old to vouch for a token.
@@ -135,18 +251,78 @@ impl RevocationView {
 
     /// Whether this client was disabled, as far as the view knows.
     pub fn is_client_disabled(&self, client_id: &str) -> bool {
-        let revoked = self.revoked.read();
-        revoked.clients.contains_key(client_id)
+        self.state.read().disabled_clients.contains(client_id)
+    }
+
+    /// Whether the view knows this session ended.
+    pub fn is_session_revoked(&self, sid: &str) -> bool {
+        self.state.read().sessions.contains_key(sid)
+    }
+
+    /// Whether the view knows this access token was revoked on its own.
+    pub fn is_token_revoked(&self, jti: &str) -> bool {
+        self.state.read().tokens.contains_key(jti)
     }
 
     /// Whether anything revoked covers a token with these (verified) claims.
     pub fn covers(&self, claims: &AccessClaims) -> bool {
-        let revoked = self.revoked.read();
-        revoked.clients.contains_key(&claims.client_id)
-            || revoked.tokens.contains_key(&claims.jti)
+        let state = self.state.read();
+        state.disabled_clients.contains(&claims.client_id)
+            || state.tokens.contains_key(&claims.jti)
             || claims
                 .sid
                 .as_ref()
-                .is_some_and(|sid| revoked.sessions.contains_key(sid))
+                .is_some_and(|sid| state.sessions.contains_key(sid))
+    }
+
+    /// The sequence of the last event sent to the feed.
+    pub fn sequence(&self) -> u64 {
+        self.state.read().delivered
+    }
+
+    /// Events held (what the view's memory is spent on).
+    pub fn held(&self) -> usize {
+        self.state.read().held.len()
+    }
+
+    /// A stream's start after `after_sequence` (0: from nothing) and its place on the feed.
+    /// A cursor older than what the view still holds gets a snapshot, as does 0.
+    pub fn subscribe(&self, after_sequence: u64) -> Subscription {
+        let now = self.clock.now_ms();
+        // Under the lock that delivery takes, so that nothing falls between start and feed.
+        let state = self.state.read();
+        let feed = self.feed.subscribe();
+        let start = if after_sequence == 0 || after_sequence < state.floor {
+            StreamStart::Snapshot {
+                sequence: state.delivered,
+                events: state
+                    .held
+                    .range(..=state.delivered)
+                    .map(|(_, event)| event)
+                    .filter(|event| event.expires_at >= now)
+                    .cloned()
+                    .collect(),
+            }
+        } else if after_sequence >= state.delivered {
+            StreamStart::Replay(Vec::new())
+        } else {
+            StreamStart::Replay(
+                state
+                    .held
+                    .range(after_sequence + 1..=state.delivered)
+                    .map(|(_, event)| event.clone())
+                    .collect(),
+            )
+        };
+        Subscription {
+            start,
+            feed,
+            closing: self.closing.subscribe(),
+        }
+    }
+
+    /// Ends every stream (the server is stopping).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
     }
 }

@@ -1,9 +1,11 @@
 //! Users: what `tessera user ...` does, and username normalisation.
 use secrecy::{ExposeSecret, SecretString};
 
+use std::time::Duration;
+
 use super::{
     DomainError,
-    clock::now_ms,
+    clock::{ms, now_ms},
     hashing::HashingPool,
     repository::{RepositoryError, UserRecord, UserRepository},
 };
@@ -77,23 +79,33 @@ pub async fn create_user(
     }
 }
 
-/// Disables a user and ends their sessions. Returns false when there is no such user.
-pub async fn disable_user(repo: &dyn UserRepository, username: &str) -> Result<bool, DomainError> {
+/// Disables a user and ends their sessions; their revocations are kept in the log for
+/// `revocations_kept_for` (the longest a token lives, plus the leeway). Returns false when
+/// there is no such user.
+pub async fn disable_user(
+    repo: &dyn UserRepository,
+    username: &str,
+    revocations_kept_for: Duration,
+) -> Result<bool, DomainError> {
     let Some(user) = repo
         .find_user_by_username(&normalize_username(username))
         .await?
     else {
         return Ok(false);
     };
-    Ok(repo.disable_user(&user.user_id, now_ms()).await?)
+    let now = now_ms();
+    let expire_at = now.saturating_add(ms(revocations_kept_for));
+    Ok(repo.disable_user(&user.user_id, now, expire_at).await?)
 }
 
-/// Sets a user's password and ends their sessions. Returns false when there is no such user.
+/// Sets a user's password and ends their sessions, as [`disable_user`] does. Returns false
+/// when there is no such user.
 pub async fn set_password(
     repo: &dyn UserRepository,
     hasher: &HashingPool,
     username: &str,
     password: SecretString,
+    revocations_kept_for: Duration,
 ) -> Result<bool, DomainError> {
     validate_new_password(&password)?;
     let Some(user) = repo
@@ -103,7 +115,11 @@ pub async fn set_password(
         return Ok(false);
     };
     let hash = hasher.hash(password).await?;
-    Ok(repo.change_password(&user.user_id, hash, now_ms()).await?)
+    let now = now_ms();
+    let expire_at = now.saturating_add(ms(revocations_kept_for));
+    Ok(repo
+        .change_password(&user.user_id, hash, now, expire_at)
+        .await?)
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use std::{future::Future, sync::Arc};
 
 use prost_types::Timestamp;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 
-use super::{pb, request};
+use super::{pb, request, watch};
 use crate::config::IntrospectionAuth;
 use crate::domain::{
     DomainError, TokenService,
@@ -18,6 +19,8 @@ use crate::domain::{
 pub struct AuthServiceImpl {
     tokens: Arc<TokenService>,
     introspection_auth: IntrospectionAuth,
+    /// One permit per `WatchRevocations` stream.
+    watch_streams: Arc<Semaphore>,
 }
 
 impl AuthServiceImpl {
@@ -25,6 +28,28 @@ impl AuthServiceImpl {
         Self {
             tokens,
             introspection_auth,
+            watch_streams: Arc::new(Semaphore::new(watch::DEFAULT_MAX_STREAMS)),
+        }
+    }
+
+    /// Holds at most `max` `WatchRevocations` streams at once (`TESSERA_MAX_WATCH_STREAMS`).
+    pub fn with_max_watch_streams(mut self, max: usize) -> Self {
+        self.watch_streams = Arc::new(Semaphore::new(max));
+        self
+    }
+
+    /// Checks an IntrospectToken or WatchRevocations caller; returns its client_id (empty
+    /// when callers are not checked).
+    async fn authorize_caller<T>(&self, req: &Request<T>) -> Result<String, DomainError> {
+        match self.introspection_auth {
+            IntrospectionAuth::None => Ok(String::new()),
+            IntrospectionAuth::Bearer => {
+                if bearer(req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
+                    Err(DomainError::CallerNotAllowed)
+                } else {
+                    self.tokens.authorize_introspection(bearer(req)).await
+                }
+            }
         }
     }
 }
@@ -79,7 +104,7 @@ fn to_completion<T: Send + 'static>(
     }
 }
 
-fn timestamp(unix_ms: i64) -> Timestamp {
+pub(crate) fn timestamp(unix_ms: i64) -> Timestamp {
     Timestamp {
         seconds: unix_ms.div_euclid(1000),
         nanos: (unix_ms.rem_euclid(1000) * 1_000_000) as i32,
@@ -146,16 +171,7 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         &self,
         req: Request<pb::IntrospectTokenRequest>,
     ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
-        let caller = match self.introspection_auth {
-            IntrospectionAuth::None => Ok(String::new()),
-            IntrospectionAuth::Bearer => {
-                if bearer(&req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
-                    Err(DomainError::CallerNotAllowed)
-                } else {
-                    self.tokens.authorize_introspection(bearer(&req)).await
-                }
-            }
-        };
+        let caller = self.authorize_caller(&req).await;
         let caller_id = caller.as_deref().unwrap_or("").to_owned();
         let req = req.into_inner();
         traced("IntrospectToken", &caller_id, async {
@@ -207,6 +223,30 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
                     })
                     .collect(),
             })
+        })
+        .await
+    }
+
+    type WatchRevocationsStream = watch::WatchStream;
+
+    async fn watch_revocations(
+        &self,
+        req: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let caller = self.authorize_caller(&req).await;
+        let caller_id = caller.as_deref().unwrap_or("").to_owned();
+        let after_sequence = req.get_ref().after_sequence;
+        let tokens = self.tokens.clone();
+        let streams = self.watch_streams.clone();
+        traced("WatchRevocations", &caller_id, async move {
+            caller?;
+            let permit = streams
+                .try_acquire_owned()
+                .map_err(|_| DomainError::SlowDown {
+                    retry_after: std::time::Duration::from_secs(1),
+                })?;
+            let subscription = tokens.watch_revocations(after_sequence)?;
+            Ok(watch::start(subscription, after_sequence, permit))
         })
         .await
     }

@@ -3,5 +3,6 @@ pub mod auth_service;
 pub mod health;
 pub mod request;
 pub mod status;
+pub mod watch;
 
 pub use tessera_proto::{ERROR_DOMAIN, pb};

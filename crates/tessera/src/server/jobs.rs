@@ -249,7 +249,7 @@ async fn clean_up(
     };
     every(jittered, stop, || async {
         let started = std::time::Instant::now();
-        match cleanup::delete_expired(&store, tokens.policy(), now_ms()).await {
+        match cleanup::delete_expired(&store, tokens.policy(), tokens.now_ms()).await {
             Ok(deleted) => tracing::debug!(
                 refresh_tokens = deleted.refresh_tokens,
                 sessions = deleted.sessions,

@@ -101,13 +101,14 @@ impl Application {
             self.config.cleanup_interval,
         ));
         let jobs_to_stop = jobs.clone();
+        let tokens_to_stop = self.tokens.clone();
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
-        let auth = AuthServiceServer::new(AuthServiceImpl::new(
-            self.tokens.clone(),
-            self.config.introspection_auth,
-        ))
+        let auth = AuthServiceServer::new(
+            AuthServiceImpl::new(self.tokens.clone(), self.config.introspection_auth)
+                .with_max_watch_streams(self.config.max_watch_streams),
+        )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
@@ -123,6 +124,8 @@ impl Application {
             .serve_with_incoming_shutdown(incoming, async move {
                 stop.await;
                 jobs_to_stop.signal_stop();
+                // WatchRevocations streams end at once: their callers reconnect elsewhere.
+                tokens_to_stop.revocations().close_streams();
                 report(&shutdown_reporter, ServingStatus::NotServing).await;
                 // Health watchers get NOT_SERVING, then the end of their stream: an open
                 // Watch must not hold the drain up.
@@ -186,13 +189,9 @@ pub async fn build_token_service(
     .context("cannot open the signing keys")?;
     let hasher =
         HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
-    let revoked = RevocationView::load(
-        repo.clone(),
-        config.policy.key_verification_window(),
-        clock.clone(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
+    let revoked = RevocationView::load(repo.clone(), clock.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
     // Made now, so that the first unknown username does not pay for it (or need a second
     // place in the hashing pool while holding one).
     hasher

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use async_trait::async_trait;
 
-use super::entity::{login_throttles, refresh_tokens, revocation_events, sessions};
+use super::entity::{login_throttles, refresh_tokens, revocation_log, sessions};
 use super::{Store, StoreError};
 use crate::domain::repository::{CleanupRepository, Cutoffs, Deleted, RepositoryError};
 
@@ -77,10 +77,10 @@ impl CleanupRepository for Store {
 
         let revocation_events = self
             .delete_in_batches(
-                revocation_events::Entity,
-                revocation_events::Column::Id,
+                revocation_log::Entity,
+                revocation_log::Column::Sequence,
                 Condition::all()
-                    .add(revocation_events::Column::At.lt(cutoffs.revocation_events_before)),
+                    .add(revocation_log::Column::ExpiresAt.lt(cutoffs.revocations_expired)),
                 batch,
             )
             .await?;
@@ -142,7 +142,7 @@ impl Store {
         Ok(TableSizes {
             sessions: self.count_rows(sessions::Entity).await?,
             refresh_tokens: self.count_rows(refresh_tokens::Entity).await?,
-            revocation_events: self.count_rows(revocation_events::Entity).await?,
+            revocation_events: self.count_rows(revocation_log::Entity).await?,
             login_throttles: self.count_rows(login_throttles::Entity).await?,
         })
     }

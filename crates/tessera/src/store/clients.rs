@@ -6,10 +6,10 @@ use sea_orm::{
 
 use async_trait::async_trait;
 
-use super::Store;
 use super::entity::{clients, sessions};
 use super::records::client_of;
-use crate::domain::repository::{ClientRecord, ClientRepository, RepositoryError};
+use super::{Store, revocations};
+use crate::domain::repository::{ClientRecord, ClientRepository, RepositoryError, RevocationKind};
 
 #[async_trait]
 impl ClientRepository for Store {
@@ -42,20 +42,31 @@ impl ClientRepository for Store {
             .collect())
     }
 
-    /// Disables a client and ends its sessions: every token issued to it becomes inactive
-    /// once instances reread the disabled clients. Returns false when there is no such client.
-    async fn disable_client(&self, client_id: &str, now: i64) -> Result<bool, RepositoryError> {
+    /// Disables a client, ends its sessions and logs the client's revocation: every token
+    /// issued to it becomes inactive on every instance within a poll. Returns false when there
+    /// is no such client; a client disabled already is left as it is.
+    async fn disable_client(
+        &self,
+        client_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let updated = clients::Entity::update_many()
             .col_expr(clients::Column::DisabledAt, Expr::value(now))
             .col_expr(clients::Column::UpdatedAt, Expr::value(now))
             .filter(clients::Column::ClientId.eq(client_id))
+            .filter(clients::Column::DisabledAt.is_null())
             .exec(&txn)
             .await?;
         if updated.rows_affected == 0 {
+            let exists = clients::Entity::find_by_id(client_id.to_owned())
+                .one(&txn)
+                .await?
+                .is_some();
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(exists);
         }
         sessions::Entity::update_many()
             .col_expr(sessions::Column::EndedAt, Expr::value(now))
@@ -64,6 +75,7 @@ impl ClientRepository for Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
+        revocations::record(&txn, RevocationKind::Client, client_id, now, expires_at).await?;
         txn.commit().await?;
         Ok(true)
     }

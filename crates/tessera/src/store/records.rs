@@ -2,7 +2,7 @@
 use sea_orm::DbErr;
 
 use super::StoreError;
-use super::entity::{clients, refresh_tokens, revocation_events, sessions, signing_keys, users};
+use super::entity::{clients, refresh_tokens, revocation_log, sessions, signing_keys, users};
 use crate::domain::{
     clients::ClientKind,
     repository::{
@@ -32,6 +32,7 @@ pub(super) fn kind_text(kind: RevocationKind) -> &'static str {
     match kind {
         RevocationKind::Session => "session",
         RevocationKind::Token => "token",
+        RevocationKind::Client => "client",
     }
 }
 
@@ -39,17 +40,20 @@ fn kind_of(text: &str) -> Option<RevocationKind> {
     match text {
         "session" => Some(RevocationKind::Session),
         "token" => Some(RevocationKind::Token),
+        "client" => Some(RevocationKind::Client),
         _ => None,
     }
 }
 
 /// The event a row records; `None` for a kind this version does not know (a newer instance
 /// may write kinds an older one skips).
-pub(super) fn event_of(row: revocation_events::Model) -> Option<RevocationEvent> {
+pub(super) fn event_of(row: revocation_log::Model) -> Option<RevocationEvent> {
     Some(RevocationEvent {
+        sequence: u64::try_from(row.sequence).ok()?,
         kind: kind_of(&row.kind)?,
         subject: row.subject,
-        at: row.at,
+        revoked_at: row.revoked_at,
+        expires_at: row.expires_at,
     })
 }
 

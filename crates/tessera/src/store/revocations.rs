@@ -1,48 +1,139 @@
-//! The revocation log: written in the same transaction as each revocation, read by every
-//! instance's in-memory view.
+//! The revocation log, in commit order. A revoking transaction appends its event last: it
+//! takes the next sequence from the one-row counter `revocation_sequence` (an UPDATE, whose row
+//! lock makes every other revoking transaction wait until this one commits or rolls back), so
+//! sequences are assigned in commit order and without gaps, on SQLite and PostgreSQL alike.
+//! Followers read `sequence > cursor` and can miss nothing, whatever the clocks say and
+//! however late a transaction commits.
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
-use super::entity::revocation_events;
+use super::entity::revocation_log;
 use super::records::{event_of, kind_text};
 use super::{Store, StoreError};
-use crate::domain::repository::{RepositoryError, RevocationEvent, RevocationKind, RevocationLog};
+use crate::domain::repository::{
+    LiveRevocations, RepositoryError, RevocationEvent, RevocationKind, RevocationLog,
+};
 
-/// Appends an event to the log, inside the caller's transaction.
+/// Appends an event to the log inside the caller's transaction, as its last write; returns
+/// the event's sequence.
 pub(super) async fn record(
     conn: &impl ConnectionTrait,
     kind: RevocationKind,
     subject: &str,
-    at: i64,
-) -> Result<(), StoreError> {
-    revocation_events::ActiveModel {
-        id: NotSet,
+    revoked_at: i64,
+    expires_at: i64,
+) -> Result<u64, StoreError> {
+    let backend = conn.get_database_backend();
+    let next = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "UPDATE revocation_sequence SET last = last + 1 WHERE id = 1 RETURNING last",
+        ))
+        .await?
+        .ok_or_else(|| {
+            StoreError::Other(sea_orm::DbErr::RecordNotFound("revocation_sequence".into()))
+        })?;
+    let sequence: i64 = next.try_get("", "last")?;
+    revocation_log::ActiveModel {
+        sequence: Set(sequence),
         kind: Set(kind_text(kind).to_owned()),
         subject: Set(subject.to_owned()),
-        at: Set(at),
+        revoked_at: Set(revoked_at),
+        expires_at: Set(expires_at),
     }
     .insert(conn)
     .await?;
-    Ok(())
+    Ok(u64::try_from(sequence).unwrap_or_default())
+}
+
+impl Store {
+    /// Logs a revocation that needs no other write (a token revoked alone), unless the log
+    /// holds it already. The event's sequence, or `None` when nothing was written.
+    pub(super) async fn record_once(
+        &self,
+        kind: RevocationKind,
+        subject: &str,
+        revoked_at: i64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        if self.is_logged(kind, subject).await? {
+            return Ok(None);
+        }
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        match record(&txn, kind, subject, revoked_at, expires_at).await {
+            Ok(sequence) => {
+                txn.commit().await?;
+                Ok(Some(sequence))
+            }
+            // A concurrent call logged it first (the unique kind and subject refused ours).
+            Err(StoreError::Conflict(_)) => {
+                txn.rollback().await?;
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn is_logged(&self, kind: RevocationKind, subject: &str) -> Result<bool, StoreError> {
+        Ok(revocation_log::Entity::find()
+            .select_only()
+            .column(revocation_log::Column::Sequence)
+            .filter(revocation_log::Column::Kind.eq(kind_text(kind)))
+            .filter(revocation_log::Column::Subject.eq(subject))
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
 }
 
 #[async_trait]
 impl RevocationLog for Store {
-    /// Events stamped at or after `since`, oldest first.
-    async fn revocation_events_since(
+    async fn revocations_after(
         &self,
-        since: i64,
+        after: u64,
+        limit: u64,
     ) -> Result<Vec<RevocationEvent>, RepositoryError> {
-        Ok(revocation_events::Entity::find()
-            .filter(revocation_events::Column::At.gte(since))
-            .order_by_asc(revocation_events::Column::Id)
+        Ok(revocation_log::Entity::find()
+            .filter(revocation_log::Column::Sequence.gt(i64::try_from(after).unwrap_or(i64::MAX)))
+            .order_by_asc(revocation_log::Column::Sequence)
+            .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
             .filter_map(event_of)
             .collect())
+    }
+
+    async fn live_revocations(&self, now: i64) -> Result<LiveRevocations, RepositoryError> {
+        // One snapshot for both reads, so that the head matches the events.
+        let txn = self.db.begin().await?;
+        let head: i64 = txn
+            .query_one_raw(Statement::from_string(
+                txn.get_database_backend(),
+                "SELECT last FROM revocation_sequence WHERE id = 1",
+            ))
+            .await?
+            .map(|row| row.try_get("", "last"))
+            .transpose()?
+            .unwrap_or_default();
+        let events = revocation_log::Entity::find()
+            .filter(revocation_log::Column::ExpiresAt.gt(now))
+            .filter(revocation_log::Column::Sequence.lte(head))
+            .order_by_asc(revocation_log::Column::Sequence)
+            .all(&txn)
+            .await?
+            .into_iter()
+            .filter_map(event_of)
+            .collect();
+        txn.commit().await?;
+        Ok(LiveRevocations {
+            events,
+            head: u64::try_from(head).unwrap_or_default(),
+        })
     }
 }

@@ -85,8 +85,14 @@ impl SessionRepository for Store {
             .map(Into::into))
     }
 
-    /// Ends a session (once: a session already ended keeps its first end).
-    async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), RepositoryError> {
+    /// Ends a session (once: a session already ended keeps its first end, and logs nothing).
+    async fn end_session(
+        &self,
+        sid: &str,
+        now: i64,
+        reason: &str,
+        expires_at: i64,
+    ) -> Result<Option<u64>, RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         let ended = sessions::Entity::update_many()
@@ -96,18 +102,27 @@ impl SessionRepository for Store {
             .filter(sessions::Column::EndedAt.is_null())
             .exec(&txn)
             .await?;
-        if ended.rows_affected > 0 {
-            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
+        if ended.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
         }
+        let sequence =
+            revocations::record(&txn, RevocationKind::Session, sid, now, expires_at).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(Some(sequence))
     }
 
-    /// Records an access token as revoked, in the revocation log. Revoking twice is harmless.
-    async fn revoke_token(&self, jti: &str, now: i64) -> Result<(), RepositoryError> {
-        let _write = self.write_guard().await;
-        revocations::record(&self.db, RevocationKind::Token, jti, now).await?;
-        Ok(())
+    /// Records an access token as revoked, in the revocation log. Revoking it again writes
+    /// nothing.
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        Ok(self
+            .record_once(RevocationKind::Token, jti, now, expires_at)
+            .await?)
     }
 
     /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old

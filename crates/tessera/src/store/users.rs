@@ -1,7 +1,7 @@
 //! Queries on users.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
+    TransactionTrait, sea_query::Expr,
 };
 
 use async_trait::async_trait;
@@ -10,6 +10,14 @@ use super::entity::{sessions, users};
 use super::revocations;
 use super::{Store, StoreError};
 use crate::domain::repository::{RepositoryError, RevocationKind, UserRecord, UserRepository};
+
+/// How a change to a user ends the user's sessions.
+struct SessionsEnding {
+    now: i64,
+    reason: &'static str,
+    /// When the sessions' revocations can be forgotten.
+    expires_at: i64,
+}
 
 #[async_trait]
 impl UserRepository for Store {
@@ -61,8 +69,14 @@ impl UserRepository for Store {
         user_id: &str,
         new_hash: String,
         now: i64,
+        revocations_expire_at: i64,
     ) -> Result<bool, RepositoryError> {
-        self.update_user_and_end_sessions(user_id, now, "password_changed", |update| {
+        let ending = SessionsEnding {
+            now,
+            reason: "password_changed",
+            expires_at: revocations_expire_at,
+        };
+        self.update_user_and_end_sessions(user_id, ending, |update| {
             update.col_expr(users::Column::PasswordHash, Expr::value(new_hash))
         })
         .await
@@ -71,8 +85,18 @@ impl UserRepository for Store {
 
     /// Disables a user: every session ends and every earlier token becomes inactive.
     /// Returns false when there is no such user.
-    async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool, RepositoryError> {
-        self.update_user_and_end_sessions(user_id, now, "user_disabled", |update| {
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        revocations_expire_at: i64,
+    ) -> Result<bool, RepositoryError> {
+        let ending = SessionsEnding {
+            now,
+            reason: "user_disabled",
+            expires_at: revocations_expire_at,
+        };
+        self.update_user_and_end_sessions(user_id, ending, |update| {
             update.col_expr(users::Column::DisabledAt, Expr::value(now))
         })
         .await
@@ -84,16 +108,22 @@ impl Store {
     async fn update_user_and_end_sessions(
         &self,
         user_id: &str,
-        now: i64,
-        reason: &str,
+        SessionsEnding {
+            now,
+            reason,
+            expires_at,
+        }: SessionsEnding,
         change: impl FnOnce(sea_orm::UpdateMany<users::Entity>) -> sea_orm::UpdateMany<users::Entity>,
     ) -> Result<bool, StoreError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
         // A new version, so that a login that read the user before this starts no session
-        // (see `insert_sessions`). The time of the change serves as the version.
+        // (see `insert_sessions`).
         let update = users::Entity::update_many()
-            .col_expr(users::Column::Version, Expr::value(now))
+            .col_expr(
+                users::Column::Version,
+                Expr::col(users::Column::Version).add(1),
+            )
             .col_expr(users::Column::UpdatedAt, Expr::value(now))
             .filter(users::Column::UserId.eq(user_id));
         if change(update).exec(&txn).await?.rows_affected == 0 {
@@ -120,7 +150,7 @@ impl Store {
         // One event per ended session: instances match them by sid, whatever their clocks
         // (a cut-off by time would depend on every instance's clock agreeing with ours).
         for sid in &live {
-            revocations::record(&txn, RevocationKind::Session, sid, now).await?;
+            revocations::record(&txn, RevocationKind::Session, sid, now, expires_at).await?;
         }
         txn.commit().await?;
         Ok(true)

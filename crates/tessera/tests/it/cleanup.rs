@@ -9,7 +9,7 @@ use tessera::{
     domain::{
         cleanup, clients::disable_client, clock::now_ms, policy::TokenPolicy, random::sha256_hex,
     },
-    store::entity::{login_throttles, refresh_tokens, revocation_events, sessions},
+    store::entity::{login_throttles, refresh_tokens, sessions},
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -88,21 +88,18 @@ async fn session_exists(app: &TestApp, sid: &str) -> bool {
         .is_some()
 }
 
+/// Logs the revocation of token `subject`, made at `at` for a token that lived ten minutes.
 async fn insert_revocation_event(app: &TestApp, subject: &str, at: i64) {
-    revocation_events::ActiveModel {
-        id: sea_orm::ActiveValue::NotSet,
-        kind: sea_orm::ActiveValue::Set("token".into()),
-        subject: sea_orm::ActiveValue::Set(subject.to_owned()),
-        at: sea_orm::ActiveValue::Set(at),
-    }
-    .insert(app.store.connection())
-    .await
-    .expect("insert revocation event");
+    app.store
+        .revoke_token(subject, at, at + 10 * 60_000)
+        .await
+        .expect("log a revocation")
+        .expect("a new event");
 }
 
 async fn revocation_events_about(app: &TestApp, subject: &str) -> usize {
     app.store
-        .revocation_events_since(i64::MIN)
+        .revocations_after(0, 100_000)
         .await
         .expect("read revocation events")
         .into_iter()
@@ -276,9 +273,17 @@ async fn a_disabled_clients_tokens_stay_inactive_on_a_new_instance_after_a_clean
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let token = app.anonymous_token(&client).await;
-    assert!(disable_client(&app.store, &client).await.expect("disable"));
-    // Instances learn of it from the clients table, not from the revocation log.
-    assert_eq!(revocation_events_about(&app, &client).await, 0);
+    assert!(
+        disable_client(
+            &app.store,
+            &client,
+            app.config.policy.key_verification_window()
+        )
+        .await
+        .expect("disable")
+    );
+    // Logged once, for the feed; instances also reread disabled clients from their table.
+    assert_eq!(revocation_events_about(&app, &client).await, 1);
     app.assert_inactive_within_a_second(&token).await;
 
     clean_up_at(&app, now_ms() + DAY_MS).await;
@@ -350,7 +355,7 @@ async fn deletes_go_in_batches_until_nothing_is_left() {
     let all = Cutoffs {
         refresh_tokens_expired: i64::MIN,
         sessions_over: i64::MIN,
-        revocation_events_before: now,
+        revocations_expired: now,
         throttles_idle_since: i64::MIN,
         throttle_windows_started: i64::MIN,
         throttle_locks_ended: i64::MIN,

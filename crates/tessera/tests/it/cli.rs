@@ -2,10 +2,10 @@
 //! bad configuration is one clear line and a non-zero exit.
 use std::process::{Command, Output};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Statement};
 use serde_json::Value;
 use tessera::grpc::pb;
-use tessera::store::entity::{revocation_events, users};
+use tessera::store::entity::{revocation_log, users};
 use tessera_migration::{Migrator, MigratorTrait, SchemaManager};
 use tonic::Code;
 
@@ -233,7 +233,7 @@ async fn migrations_go_down_all_the_way_and_up_again_on_a_fresh_database() {
             .is_empty()
     );
     let schema = SchemaManager::new(&conn);
-    for table in ["clients", "users", "sessions", "revocation_events"] {
+    for table in ["clients", "users", "sessions", "revocation_log"] {
         assert!(
             !schema.has_table(table).await.expect("has_table"),
             "{table}"
@@ -267,8 +267,9 @@ async fn query_i64(conn: &DatabaseConnection, sql: &str) -> i64 {
 async fn dropping_the_dead_schema_keeps_user_versions_and_comes_back_down() {
     let db = TestDb::new().await;
     let conn = tessera::store::connect(&db.url).await.expect("connect");
-    // Everything before the migration that drops the dead schema.
-    let before = Migrator::migrations().len() - 1;
+    // Everything before the migration that drops the dead schema (and the revocation log
+    // that comes after it).
+    let before = Migrator::migrations().len() - 2;
     Migrator::up(&conn, Some(u32::try_from(before).expect("few")))
         .await
         .expect("up to the one before");
@@ -291,14 +292,18 @@ async fn dropping_the_dead_schema_keeps_user_versions_and_comes_back_down() {
         .expect("read user")
         .expect("the user");
     assert_eq!(user.version, 42);
-    let kinds: Vec<String> = revocation_events::Entity::find()
+    // The old log's events live on in the commit-ordered one, numbered in their order.
+    let events: Vec<(i64, String)> = revocation_log::Entity::find()
+        .order_by_asc(revocation_log::Column::Sequence)
         .all(&conn)
         .await
         .expect("read events")
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| (e.sequence, e.kind))
         .collect();
-    assert_eq!(kinds, ["session", "token"]);
+    assert_eq!(events, [(1, "session".to_owned()), (2, "token".to_owned())]);
+    let counter = "SELECT last AS n FROM revocation_sequence WHERE id = 1";
+    assert_eq!(query_i64(&conn, counter).await, 2);
     let schema = SchemaManager::new(&conn);
     assert!(!schema.has_table("revoked_tokens").await.expect("has_table"));
     assert!(
@@ -308,8 +313,14 @@ async fn dropping_the_dead_schema_keeps_user_versions_and_comes_back_down() {
             .expect("has_column")
     );
 
-    Migrator::down(&conn, Some(1)).await.expect("down");
+    Migrator::down(&conn, Some(2)).await.expect("down");
     assert!(schema.has_table("revoked_tokens").await.expect("has_table"));
+    assert!(
+        schema
+            .has_table("revocation_events")
+            .await
+            .expect("has_table")
+    );
     assert!(
         schema
             .has_column("clients", "tokens_valid_after")

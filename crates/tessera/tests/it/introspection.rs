@@ -182,12 +182,20 @@ async fn tokens_of_a_disabled_client_are_inactive() {
     let id = app.marketplace_client().await;
     let token = app.anonymous_token(&id).await;
     let (iid, _, integ) = app.integration_login().await;
-    tessera::domain::clients::disable_client(&app.store, &id)
-        .await
-        .expect("disable");
-    tessera::domain::clients::disable_client(&app.store, &iid)
-        .await
-        .expect("disable");
+    tessera::domain::clients::disable_client(
+        &app.store,
+        &id,
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
+    tessera::domain::clients::disable_client(
+        &app.store,
+        &iid,
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     // Disabling is an out-of-band (CLI) action: it reaches the server within a second.
     app.assert_inactive_within_a_second(&token).await;
     app.assert_inactive_within_a_second(&integ.access_token)
@@ -241,9 +249,13 @@ async fn introspection_with_anything_but_an_active_integ_token_is_permission_den
             "unauthorized_client",
         );
     }
-    tessera::domain::clients::disable_client(&app.store, &iid)
-        .await
-        .expect("disable");
+    tessera::domain::clients::disable_client(
+        &app.store,
+        &iid,
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     app.assert_inactive_within_a_second(&integ.access_token)
         .await;
     assert_error(

@@ -147,9 +147,13 @@ async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
         .await
         .expect("no secret is fine for a public client");
 
-    tessera::domain::clients::disable_client(&app.store, &id)
-        .await
-        .expect("disable");
+    tessera::domain::clients::disable_client(
+        &app.store,
+        &id,
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     assert_error(
         app.issue(client_credentials(&id, &secret)).await,
         Code::Unauthenticated,
@@ -391,9 +395,13 @@ async fn a_marketplace_client_disabled_on_another_instance_stops_getting_anonymo
         .await
         .expect("token");
 
-    tessera::domain::clients::disable_client(&app.store, &id)
-        .await
-        .expect("disable");
+    tessera::domain::clients::disable_client(
+        &app.store,
+        &id,
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         match other.issue(client_credentials(&id, "")).await {

@@ -17,3 +17,4 @@ mod revocation;
 mod scale_out;
 mod throttling;
 mod token_exchange;
+mod watch_revocations;

@@ -71,9 +71,13 @@ async fn unknown_user_wrong_password_and_disabled_user_give_the_same_answer_and_
     let client = app.marketplace_client().await;
     app.user("carol@example.com", "carols-password").await;
     app.user("dave@example.com", "daves-password").await;
-    users::disable_user(&app.store, "dave@example.com")
-        .await
-        .expect("disable");
+    users::disable_user(
+        &app.store,
+        "dave@example.com",
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     // The first unknown user makes the dummy hash; from then on each attempt costs exactly one
     // argon2 verification, whoever it is for.
     let _ = app.login(&client, "warm-up@example.com", "x").await;
@@ -232,6 +236,7 @@ async fn disabling_a_user_or_changing_the_password_ends_the_users_sessions() {
         &hasher,
         "ivy@example.com",
         "ivys-new-password".to_owned().into(),
+        app.config.policy.key_verification_window(),
     )
     .await
     .expect("set");
@@ -251,9 +256,13 @@ async fn disabling_a_user_or_changing_the_password_ends_the_users_sessions() {
         app.introspect(&second.access_token).await.active,
         "a token issued right after the change is active"
     );
-    users::disable_user(&app.store, "ivy@example.com")
-        .await
-        .expect("disable");
+    users::disable_user(
+        &app.store,
+        "ivy@example.com",
+        app.config.policy.key_verification_window(),
+    )
+    .await
+    .expect("disable");
     app.assert_inactive_within_a_second(&second.access_token)
         .await;
     assert_error(
@@ -398,6 +407,7 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
         &hasher,
         "otto@example.com",
         "ottos-new-password".to_owned().into(),
+        app.config.policy.key_verification_window(),
     )
     .await
     .expect("set");

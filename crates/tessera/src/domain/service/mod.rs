@@ -21,9 +21,10 @@ use super::{
     policy::TokenPolicy,
     random::{new_secret, sha256_hex},
     repository::{
-        NewSession, RefreshTokenRecord, RevocationKind, SessionRecord, SharedRepository, UserRecord,
+        NewSession, RefreshTokenRecord, RevocationEvent, RevocationKind, SessionRecord,
+        SharedRepository, UserRecord,
     },
-    revocation_view::RevocationView,
+    revocation_view::{RevocationView, Subscription},
     throttle::LoginThrottle,
     token::AccessClaims,
     verified_tokens::VerifiedTokens,
@@ -276,16 +277,51 @@ impl TokenService {
         Ok((sid, refresh_token))
     }
 
-    /// Ends a session, in the database and (at once) in this instance's view.
+    /// Ends a session, in the database and (at once) in this instance's view. A session the
+    /// view knows ended costs nothing; one that ended elsewhere a moment ago writes nothing
+    /// and makes the view read the log now, so that it holds from the next call on.
     async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), DomainError> {
-        self.repo.end_session(sid, now, reason).await?;
-        self.revoked.apply(RevocationKind::Session, sid, now);
+        if self.revoked.is_session_revoked(sid) {
+            return Ok(());
+        }
+        let expires_at = self.revocation_expiry(now);
+        match self.repo.end_session(sid, now, reason, expires_at).await? {
+            Some(sequence) => self.revoked.apply(RevocationEvent {
+                sequence,
+                kind: RevocationKind::Session,
+                subject: sid.to_owned(),
+                revoked_at: now,
+                expires_at,
+            }),
+            None => self.revoked.refresh().await?,
+        }
         Ok(())
+    }
+
+    /// When a revocation made now can be forgotten: once every token issued before it has
+    /// expired, with the leeway.
+    fn revocation_expiry(&self, now: i64) -> i64 {
+        now.saturating_add(ms(self.policy.key_verification_window()))
     }
 
     /// The revocations this instance knows of.
     pub fn revocations(&self) -> &RevocationView {
         &self.revoked
+    }
+
+    /// WatchRevocations (SPEC §7): a stream's start after `after_sequence` and its place on
+    /// this instance's feed. Refused while the view may be missing revocations.
+    pub fn watch_revocations(&self, after_sequence: u64) -> Result<Subscription, DomainError> {
+        self.ensure_database_usable()?;
+        if self.revoked.is_stale(self.clock.now_ms()) {
+            return Err(DomainError::Unavailable);
+        }
+        Ok(self.revoked.subscribe(after_sequence))
+    }
+
+    /// The time, by the clock this service reads.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// GetKeySet: the public keys that verify tokens now.

@@ -6,8 +6,8 @@ use crate::domain::{
     DomainError,
     clock::ms,
     random::{looks_like_secret, sha256_hex},
-    repository::RevocationKind,
-    token::ACCESS_TOKEN_PREFIX,
+    repository::{RevocationEvent, RevocationKind},
+    token::{ACCESS_TOKEN_PREFIX, AccessClaims},
 };
 
 impl TokenService {
@@ -35,8 +35,7 @@ impl TokenService {
             match &claims.sid {
                 Some(sid) => self.end_session(sid, now, "revoked").await?,
                 None if claims.expires_at > now - ms(self.policy.clock_leeway) => {
-                    self.repo.revoke_token(&claims.jti, now).await?;
-                    self.revoked.apply(RevocationKind::Token, &claims.jti, now);
+                    self.revoke_alone(&claims, now).await?;
                 }
                 None => {}
             }
@@ -50,6 +49,29 @@ impl TokenService {
                 return Err(DomainError::ForeignToken);
             }
             self.end_session(&row.sid, now, "revoked").await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes an anonymous access token on its own. Revoking it again writes nothing: a
+    /// token the view knows revoked costs no query at all.
+    async fn revoke_alone(&self, claims: &AccessClaims, now: i64) -> Result<(), DomainError> {
+        if self.revoked.is_token_revoked(&claims.jti) {
+            return Ok(());
+        }
+        let expires_at = claims
+            .expires_at
+            .saturating_add(ms(self.policy.clock_leeway));
+        match self.repo.revoke_token(&claims.jti, now, expires_at).await? {
+            Some(sequence) => self.revoked.apply(RevocationEvent {
+                sequence,
+                kind: RevocationKind::Token,
+                subject: claims.jti.clone(),
+                revoked_at: now,
+                expires_at,
+            }),
+            // Revoked elsewhere a moment ago: read it now, so that it holds from the next call.
+            None => self.revoked.refresh().await?,
         }
         Ok(())
     }

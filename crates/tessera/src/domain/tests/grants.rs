@@ -89,7 +89,7 @@ async fn wrong_password_unknown_user_and_disabled_user_get_the_same_answer() {
     let client = world.marketplace_client().await;
     world.user("bob@example.com").await;
     world.user("carol@example.com").await;
-    users::disable_user(&*world.repo, "carol@example.com")
+    users::disable_user(&*world.repo, "carol@example.com", world.kept_for())
         .await
         .expect("disable");
     for (username, password) in [
@@ -160,6 +160,7 @@ async fn a_password_change_between_check_and_session_start_starts_no_session() {
         &world.hasher,
         "fay@example.com",
         "a new password!!".to_owned().into(),
+        world.kept_for(),
     )
     .await
     .expect("change");
@@ -181,6 +182,23 @@ async fn a_password_change_between_check_and_session_start_starts_no_session() {
             .sub,
         user_id
     );
+}
+
+#[tokio::test]
+async fn a_change_that_lands_between_the_password_check_and_the_session_start_starts_no_session() {
+    use crate::domain::memory_repository::UserChange;
+    for change in [UserChange::PasswordChanged, UserChange::Disabled] {
+        let world = World::new().await;
+        let client = world.marketplace_client().await;
+        let user_id = world.user("gil@example.com").await;
+        world
+            .repo
+            .change_before_next_session_start(&user_id, change);
+        assert_reason(
+            world.login(&client, "gil@example.com", PASSWORD).await,
+            "invalid_grant",
+        );
+    }
 }
 
 #[tokio::test]

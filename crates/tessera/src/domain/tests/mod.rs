@@ -91,10 +91,15 @@ impl World {
         let keys = KeyRing::open(shared.clone(), master, window, clock.clone())
             .await
             .expect("key ring");
-        let revoked = RevocationView::load(shared.clone(), window, clock.clone())
+        let revoked = RevocationView::load(shared.clone(), clock.clone())
             .await
             .expect("revocation view");
         TokenService::new(shared, keys, hasher.clone(), policy, revoked, clock)
+    }
+
+    /// How long revocations are kept: the longest a token lives, plus the leeway.
+    fn kept_for(&self) -> Duration {
+        self.tokens.policy().key_verification_window()
     }
 
     fn master(&self) -> MasterKey {

@@ -106,7 +106,7 @@ async fn a_disabled_client_gets_nothing_and_its_tokens_turn_inactive() {
     let world = World::new().await;
     let (client, secret, issued) = world.integration_login().await;
     assert!(
-        clients::disable_client(&*world.repo, &client)
+        clients::disable_client(&*world.repo, &client, world.kept_for())
             .await
             .expect("disable")
     );

@@ -2,7 +2,7 @@
 pub mod clients;
 pub mod login_throttles;
 pub mod refresh_tokens;
-pub mod revocation_events;
+pub mod revocation_log;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

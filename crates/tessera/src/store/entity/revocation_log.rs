@@ -1,15 +1,16 @@
-//! One revocation: a session ended, a token revoked, a client disabled, a user's earlier
-//! tokens cut off.
+//! One revocation of the commit-ordered log: a session ended, a token revoked, a client
+//! disabled.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "revocation_events")]
+#[sea_orm(table_name = "revocation_log")]
 pub struct Model {
-    #[sea_orm(primary_key)]
-    pub id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub sequence: i64,
     pub kind: String,
     pub subject: String,
-    pub at: i64,
+    pub revoked_at: i64,
+    pub expires_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
