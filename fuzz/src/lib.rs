@@ -213,10 +213,11 @@ async fn fixtures(store: &Store, tokens: &Arc<TokenService>) -> Vec<String> {
         )),
     })
     .await;
-    clients::disable_client(store, &gone)
+    let kept_for = tokens.policy().key_verification_window();
+    clients::disable_client(store, &gone, kept_for)
         .await
         .expect("disable");
-    users::disable_user(store, "bob@example.com")
+    users::disable_user(store, "bob@example.com", kept_for)
         .await
         .expect("disable");
 
