@@ -11,11 +11,69 @@ use crate::store::Backend;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera.db?mode=rwc";
 
 /// Where the data lives: shared by every command.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH?mode=rwc (embedded) or postgres://...
     #[arg(long, env = "TESSERA_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+/// The master key, from `--master-key`/`TESSERA_MASTER_KEY` or from a file
+/// (`--master-key-file`/`TESSERA_MASTER_KEY_FILE`). The file is the better place: a flag's value
+/// shows in `ps` to every user of the machine, and an environment variable in
+/// `/proc/<pid>/environ` to the process's owner and in crash reports.
+#[derive(Args, Clone)]
+pub struct MasterKeyArgs {
+    /// 32 random bytes in base64 (openssl rand -base64 32); seals signing keys at rest. Prefer
+    /// --master-key-file: a flag's value is visible in `ps`.
+    #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// A file holding the master key (base64, surrounding white space ignored).
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for MasterKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeyArgs")
+            .field("master_key", &self.master_key.as_ref().map(|_| "[REDACTED]"))
+            .field("master_key_file", &self.master_key_file)
+            .finish()
+    }
+}
+
+impl MasterKeyArgs {
+    /// The key given, if any (`None`: the SQLite development key, or an error on PostgreSQL).
+    pub fn resolve(&self) -> Result<Option<SecretString>, ConfigError> {
+        let given = self.master_key.as_deref().filter(|k| !k.trim().is_empty());
+        match (given, &self.master_key_file) {
+            (Some(_), Some(path)) => Err(ConfigError::new(
+                "TESSERA_MASTER_KEY_FILE",
+                &path.display().to_string(),
+                "expected either TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE, not both",
+            )),
+            (Some(key), None) => Ok(Some(SecretString::from(key.to_owned()))),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        "TESSERA_MASTER_KEY_FILE",
+                        &path.display().to_string(),
+                        format!("expected a readable file ({e})"),
+                    )
+                })?;
+                Ok(Some(SecretString::from(text.trim().to_owned())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// argon2id cost for passwords and client secrets: shared by `serve` and the commands that
@@ -46,7 +104,15 @@ pub struct HashArgs {
         global = true
     )]
     pub argon2_parallelism: String,
+    /// Accept argon2id costs below OWASP's minimum: for test rigs only, never in production.
+    #[arg(long, global = true)]
+    pub insecure_argon2_for_tests: bool,
 }
+
+/// OWASP's weakest recommended argon2id configuration is m = 7 MiB with t = 5; every other one
+/// spends at least as much memory × passes (m = 19 MiB, t = 2 is the default).
+const OWASP_MIN_MEMORY_KIB: u32 = 7 * 1024;
+const OWASP_MIN_MEMORY_PASSES: u64 = 7 * 1024 * 5;
 
 impl HashArgs {
     /// The validated cost.
@@ -86,6 +152,19 @@ impl HashArgs {
             )?,
             parallelism,
         };
+        let memory_passes = u64::from(cost.memory_kib) * u64::from(cost.iterations);
+        if !self.insecure_argon2_for_tests
+            && (cost.memory_kib < OWASP_MIN_MEMORY_KIB || memory_passes < OWASP_MIN_MEMORY_PASSES)
+        {
+            return Err(ConfigError::new(
+                "TESSERA_ARGON2_MEMORY_KIB",
+                &format!("{} (with {} passes)", cost.memory_kib, cost.iterations),
+                format!(
+                    "at least OWASP's minimum: {OWASP_MIN_MEMORY_KIB} KiB and {OWASP_MIN_MEMORY_PASSES} KiB × passes \
+                     (such as 19456 KiB × 2); --insecure-argon2-for-tests allows less, for test rigs"
+                ),
+            ));
+        }
         Ok(cost)
     }
 }
@@ -96,9 +175,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,
-    /// 32 random bytes in base64 (openssl rand -base64 32); seals signing keys at rest.
-    #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    #[command(flatten)]
+    pub master_key: MasterKeyArgs,
     /// The `iss` claim of every token.
     #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
     pub issuer: String,
@@ -134,8 +212,9 @@ pub enum IntrospectionAuth {
     None,
 }
 
-/// Everything `serve` needs, validated.
-#[derive(Clone, Debug)]
+/// Everything `serve` needs, validated. Its Debug shows no secret: the database URL's password
+/// and the master key are redacted.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -147,6 +226,21 @@ pub struct Config {
     pub cleanup_interval: Duration,
     /// WatchRevocations streams held at most.
     pub max_watch_streams: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("master_key", &self.master_key.as_ref().map(|_| "[REDACTED]"))
+            .field("policy", &self.policy)
+            .field("introspection_auth", &self.introspection_auth)
+            .field("hash_cost", &self.hash_cost)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("max_watch_streams", &self.max_watch_streams)
+            .finish()
+    }
 }
 
 /// A configuration value that cannot be used; its Display is the one line shown to the user.
@@ -214,11 +308,7 @@ impl Config {
             )?,
             clock_leeway: duration("TESSERA_CLOCK_LEEWAY", &args.clock_leeway)?,
         };
-        let master_key = args
-            .master_key
-            .as_deref()
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| SecretString::from(k.to_owned()));
+        let master_key = args.master_key.resolve()?;
         Ok(Self {
             listen,
             database_url,
@@ -307,5 +397,71 @@ mod tests {
         );
         assert!(duration("X", "ten minutes").is_err());
         assert!(positive("X", "0s").is_err());
+    }
+
+    fn hash_args(memory_kib: &str, iterations: &str, insecure: bool) -> HashArgs {
+        HashArgs {
+            argon2_memory_kib: memory_kib.into(),
+            argon2_iterations: iterations.into(),
+            argon2_parallelism: "1".into(),
+            insecure_argon2_for_tests: insecure,
+        }
+    }
+
+    #[test]
+    fn argon2_below_owasps_minimum_is_refused_unless_asked_for_in_tests() {
+        assert!(hash_args("8", "1", false).cost().is_err());
+        assert!(hash_args("19455", "1", false).cost().is_err());
+        assert!(hash_args("19456", "2", false).cost().is_ok());
+        assert!(hash_args("7168", "5", false).cost().is_ok());
+        assert!(hash_args("47104", "1", false).cost().is_ok());
+        assert!(hash_args("8", "1", true).cost().is_ok());
+    }
+
+    #[test]
+    fn no_secret_shows_in_the_debug_form_of_the_settings() {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: "postgres://tessera:hunter2@db/tessera".into(),
+            master_key: Some(SecretString::from("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=")),
+            policy: TokenPolicy::default(),
+            introspection_auth: IntrospectionAuth::Bearer,
+            hash_cost: HashCost::OWASP,
+            cleanup_interval: Duration::ZERO,
+            max_watch_streams: 1,
+        };
+        let args = MasterKeyArgs {
+            master_key: Some("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=".into()),
+            master_key_file: None,
+        };
+        let database = DatabaseArgs {
+            database_url: config.database_url.clone(),
+        };
+        for text in [
+            format!("{config:?}"),
+            format!("{args:?}"),
+            format!("{database:?}"),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("bWFzdGVy"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_master_key_can_come_from_a_file_but_not_from_both_places() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("master-key");
+        std::fs::write(&path, "  a2V5IGZyb20gYSBmaWxl\n").expect("write");
+        let from_file = MasterKeyArgs {
+            master_key: None,
+            master_key_file: Some(path.clone()),
+        };
+        let key = from_file.resolve().expect("read").expect("a key");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&key), "a2V5IGZyb20gYSBmaWxl");
+        let both = MasterKeyArgs {
+            master_key: Some("x".into()),
+            master_key_file: Some(path),
+        };
+        assert!(both.resolve().is_err());
     }
 }

@@ -1,10 +1,9 @@
 //! `tessera keys list|rotate`.
 
 use clap::Subcommand;
-use secrecy::SecretString;
 
 use super::{TokenLifetimeArgs, output, serve::open_store};
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, MasterKeyArgs};
 use crate::domain::{clock::now_ms, keyring};
 use crate::server::resolve_master_key;
 
@@ -19,8 +18,8 @@ pub enum KeysCommand {
     /// expired (the longest token lifetime plus the clock leeway), then retire.
     Rotate {
         /// The master key that seals signing keys (the dev key file on SQLite when unset).
-        #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
-        master_key: Option<String>,
+        #[command(flatten)]
+        master_key: MasterKeyArgs,
         #[command(flatten)]
         lifetimes: TokenLifetimeArgs,
         #[arg(long)]
@@ -58,9 +57,7 @@ pub async fn run(db: &DatabaseArgs, cmd: KeysCommand) -> anyhow::Result<()> {
         } => {
             // Running servers extend it to their own window when theirs is longer.
             let window = lifetimes.verification_window()?;
-            let master_key = master_key
-                .filter(|k| !k.trim().is_empty())
-                .map(SecretString::from);
+            let master_key = master_key.resolve()?;
             let master = resolve_master_key(master_key.as_ref(), &db.database_url)?;
             let store = open_store(db).await?;
             let key = keyring::rotate(&store, &master, window, now_ms()).await?;

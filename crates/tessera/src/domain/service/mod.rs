@@ -58,14 +58,25 @@ pub enum Grant {
     },
 }
 
-/// A freshly issued token.
-#[derive(Debug)]
+/// A freshly issued token. Its Debug shows no token.
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in_secs: i64,
     pub refresh_token: Option<String>,
     pub scope: String,
     pub issued_token_type: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in_secs", &self.expires_in_secs)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
+            .field("scope", &self.scope)
+            .field("issued_token_type", &self.issued_token_type)
+            .finish()
+    }
 }
 
 /// RFC 8693's URN for an access token: the only subject and issued token type.

@@ -24,6 +24,16 @@ async fn an_anonymous_client_gets_a_public_read_token_without_a_session() {
 }
 
 #[tokio::test]
+async fn an_issued_token_shows_no_token_in_its_debug_form() {
+    let world = World::new().await;
+    let (_, _, issued) = world.integration_login().await;
+    let text = format!("{issued:?}");
+    assert!(!text.contains(&issued.access_token), "{text}");
+    let refresh = issued.refresh_token.as_deref().expect("refresh token");
+    assert!(!text.contains(refresh), "{text}");
+}
+
+#[tokio::test]
 async fn an_integration_client_gets_an_integ_token_and_a_refresh_token() {
     let world = World::new().await;
     let (client, secret) = world.integration_client().await;
