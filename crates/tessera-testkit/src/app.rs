@@ -149,32 +149,27 @@ impl TestApp {
 
     /// Moves the manual clock forward by `by`, as if that much time had passed, and brings the
     /// revocation view of every instance on the clock up to date, as their followers would have
-    /// (a view more than 1.5 s behind the clock counts as stale). Moves in steps of a second, so
-    /// that a follower's read that races a step never leaves a view stale.
+    /// (a view more than 1.5 s behind the clock counts as stale; a follower's read that began
+    /// before the move cannot make it stale again: a view's last read never goes backwards).
     pub async fn advance(&self, by: Duration) {
         let clock = self
             .clock
             .as_ref()
             .expect("advance needs TestApp::spawn_with_manual_clock");
-        let mut left = by;
-        while !left.is_zero() {
-            let step = left.min(Duration::from_secs(1));
-            clock.advance(step);
-            left -= step;
-            let instances: Vec<_> = self
-                .on_clock
-                .lock()
-                .expect("lock")
-                .iter()
-                .filter_map(Weak::upgrade)
-                .collect();
-            for tokens in instances {
-                tokens
-                    .revocations()
-                    .refresh()
-                    .await
-                    .expect("the revocation view reads the log");
-            }
+        clock.advance(by);
+        let instances: Vec<_> = self
+            .on_clock
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for tokens in instances {
+            tokens
+                .revocations()
+                .refresh()
+                .await
+                .expect("the revocation view reads the log");
         }
     }
 
@@ -203,52 +198,65 @@ impl TestApp {
         AuthServiceClient::new(self.channel())
     }
 
+    /// Registers a client as the admin CLI would; returns its id and secret, if it has one.
+    async fn register_client(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        with_secret: bool,
+    ) -> (String, Option<String>) {
+        let created = clients::create_client(&self.store, &self.hasher, name, kind, with_secret)
+            .await
+            .expect("create client");
+        let secret = created
+            .client_secret
+            .map(|secret| secret.expose_secret().to_owned());
+        (created.client_id, secret)
+    }
+
     /// Registers a marketplace client without a secret; returns its id.
     pub async fn marketplace_client(&self) -> String {
-        clients::create_client(
-            &self.store,
-            &self.hasher,
-            "web",
-            ClientKind::Marketplace,
-            false,
-        )
-        .await
-        .expect("create marketplace client")
-        .client_id
+        self.register_client("web", ClientKind::Marketplace, false)
+            .await
+            .0
     }
 
     /// Registers a marketplace client with a secret; returns id and secret.
     pub async fn marketplace_client_with_secret(&self) -> (String, String) {
-        let c = clients::create_client(
-            &self.store,
-            &self.hasher,
-            "web+secret",
-            ClientKind::Marketplace,
-            true,
-        )
-        .await
-        .expect("create marketplace client");
-        (
-            c.client_id,
-            c.client_secret.expect("secret").expose_secret().to_owned(),
-        )
+        let (id, secret) = self
+            .register_client("web+secret", ClientKind::Marketplace, true)
+            .await;
+        (id, secret.expect("secret"))
     }
 
     /// Registers an integration client; returns id and secret.
     pub async fn integration_client(&self) -> (String, String) {
-        let c = clients::create_client(
+        let (id, secret) = self
+            .register_client("backend", ClientKind::Integration, false)
+            .await;
+        (id, secret.expect("secret"))
+    }
+
+    /// Disables a client behind the server's back, as `tessera client disable` does; `true`
+    /// when it was enabled.
+    pub async fn disable_client(&self, client_id: &str) -> bool {
+        clients::disable_client(
             &self.store,
-            &self.hasher,
-            "backend",
-            ClientKind::Integration,
-            false,
+            client_id,
+            self.config.policy.key_verification_window(),
         )
         .await
-        .expect("create integration client");
-        (
-            c.client_id,
-            c.client_secret.expect("secret").expose_secret().to_owned(),
-        )
+        .expect("disable client")
+    }
+
+    /// Gives a client a new secret, as `tessera client rotate-secret` does; returns it.
+    pub async fn rotate_secret(&self, client_id: &str) -> String {
+        clients::rotate_secret(&self.store, &self.hasher, client_id)
+            .await
+            .expect("rotate secret")
+            .expect("the client exists")
+            .expose_secret()
+            .to_owned()
     }
 
     pub async fn issue(
@@ -260,6 +268,17 @@ impl TestApp {
             .issue_token(request)
             .await
             .map(|r| r.into_inner())
+    }
+
+    /// RevokeToken.
+    pub async fn revoke(
+        &self,
+        request: pb::RevokeTokenRequest,
+    ) -> Result<pb::RevokeTokenResponse, Status> {
+        AuthServiceClient::new(self.channel())
+            .revoke_token(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// An anonymous `public-read` token for a new marketplace client.
@@ -333,6 +352,43 @@ impl TestApp {
         )
         .await
         .expect("create user")
+    }
+
+    /// Registers an end user and logs in with the password grant: the user's login.
+    pub async fn user_login(
+        &self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> pb::IssueTokenResponse {
+        self.user(username, password).await;
+        self.login(client_id, username, password)
+            .await
+            .expect("login")
+    }
+
+    /// Disables an end user, as `tessera user disable` does; `true` when it was enabled.
+    pub async fn disable_user(&self, username: &str) -> bool {
+        tessera::domain::users::disable_user(
+            &self.store,
+            username,
+            self.config.policy.key_verification_window(),
+        )
+        .await
+        .expect("disable user")
+    }
+
+    /// Sets an end user's password, as `tessera user set-password` does.
+    pub async fn set_password(&self, username: &str, password: &str) {
+        tessera::domain::users::set_password(
+            &self.store,
+            &self.hasher,
+            username,
+            password.to_owned().into(),
+            self.config.policy.key_verification_window(),
+        )
+        .await
+        .expect("set password");
     }
 
     /// A password grant request.

@@ -16,7 +16,11 @@ pub use requests::{
     client_credentials, introspect_on, introspect_request, password_grant, refresh_grant,
     revoke_request,
 };
-pub use status::{assert_error, assert_inactive, describe, reason_of};
+pub use status::{
+    assert_error, assert_inactive, assert_invalid_client, assert_invalid_grant,
+    assert_invalid_request, assert_invalid_scope, assert_slow_down, assert_unauthorized_client,
+    describe, reason_of, retry_after,
+};
 
 /// The repository traits, for tests that read or write the database behind the server's back
 /// through `TestApp::store`: `use tessera_testkit::prelude::*;`.

@@ -19,6 +19,39 @@ pub fn assert_error(
     status
 }
 
+/// Defines one assertion per error of the error table: its code and ErrorInfo reason.
+macro_rules! error_assertions {
+    ($($(#[doc = $doc:literal])* $name:ident: $code:ident, $reason:literal;)*) => {$(
+        $(#[doc = $doc])*
+        pub fn $name(result: Result<impl std::fmt::Debug, Status>) -> Status {
+            assert_error(result, Code::$code, $reason)
+        }
+    )*};
+}
+
+error_assertions! {
+    /// Asserts UNAUTHENTICATED `invalid_client`: an unknown, disabled or unauthenticated client.
+    assert_invalid_client: Unauthenticated, "invalid_client";
+    /// Asserts UNAUTHENTICATED `invalid_grant`: credentials or a token that do not hold.
+    assert_invalid_grant: Unauthenticated, "invalid_grant";
+    /// Asserts PERMISSION_DENIED `unauthorized_client`: a client not allowed to do this.
+    assert_unauthorized_client: PermissionDenied, "unauthorized_client";
+    /// Asserts PERMISSION_DENIED `invalid_scope`: a scope wider than the grant.
+    assert_invalid_scope: PermissionDenied, "invalid_scope";
+    /// Asserts INVALID_ARGUMENT `invalid_request`: a malformed request.
+    assert_invalid_request: InvalidArgument, "invalid_request";
+    /// Asserts RESOURCE_EXHAUSTED `slow_down`: a throttled caller.
+    assert_slow_down: ResourceExhausted, "slow_down";
+}
+
+/// The delay a status's RetryInfo asks for; panics when it has none.
+pub fn retry_after(status: &Status) -> std::time::Duration {
+    status
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo with a delay")
+}
+
 /// Asserts an introspection answer is exactly `active: false` with nothing else.
 pub fn assert_inactive(response: &pb::IntrospectTokenResponse) {
     assert_eq!(

@@ -44,7 +44,10 @@ pub struct MasterKeyArgs {
 impl std::fmt::Debug for MasterKeyArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MasterKeyArgs")
-            .field("master_key", &self.master_key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("master_key_file", &self.master_key_file)
             .finish()
     }
@@ -233,7 +236,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
-            .field("master_key", &self.master_key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("policy", &self.policy)
             .field("introspection_auth", &self.introspection_auth)
             .field("hash_cost", &self.hash_cost)
@@ -423,7 +429,9 @@ mod tests {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: "postgres://tessera:hunter2@db/tessera".into(),
-            master_key: Some(SecretString::from("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=")),
+            master_key: Some(SecretString::from(
+                "bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=",
+            )),
             policy: TokenPolicy::default(),
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
@@ -457,7 +465,10 @@ mod tests {
             master_key_file: Some(path.clone()),
         };
         let key = from_file.resolve().expect("read").expect("a key");
-        assert_eq!(secrecy::ExposeSecret::expose_secret(&key), "a2V5IGZyb20gYSBmaWxl");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&key),
+            "a2V5IGZyb20gYSBmaWxl"
+        );
         let both = MasterKeyArgs {
             master_key: Some("x".into()),
             master_key_file: Some(path),

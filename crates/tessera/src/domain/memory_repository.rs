@@ -32,6 +32,7 @@ struct Tables {
     /// change or a disable landing between a login's password check and its session looks
     /// like).
     change_before_session_start: Option<(String, UserChange)>,
+    throttle_writes: u64,
 }
 
 /// A change to a user, made behind a login's back.
@@ -51,6 +52,11 @@ impl MemoryRepository {
     /// Makes every following call fail with `Unavailable` (or work again).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.tables.lock().unavailable = unavailable;
+    }
+
+    /// Writes made to throttle counters so far (counts, locks, resets, take-backs).
+    pub fn throttle_writes(&self) -> u64 {
+        self.tables.lock().throttle_writes
     }
 
     /// Commits `change` to `user_id` just before the next session starts.
@@ -427,8 +433,13 @@ impl RevocationLog for MemoryRepository {
 
 #[async_trait]
 impl ThrottleRepository for MemoryRepository {
+    async fn read_counter(&self, key: &str) -> Result<Option<ThrottleCount>> {
+        self.with(|t| Ok(t.throttles.get(key).map(|(count, _)| *count)))
+    }
+
     async fn count_attempt(&self, key: &str, now: i64, window_ms: i64) -> Result<ThrottleCount> {
         self.with(|t| {
+            t.throttle_writes += 1;
             let (count, updated_at) = t.throttles.entry(key.to_owned()).or_insert((
                 ThrottleCount {
                     failures: 0,
@@ -457,6 +468,7 @@ impl ThrottleRepository for MemoryRepository {
 
     async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<()> {
         self.with(|t| {
+            t.throttle_writes += 1;
             if let Some((count, updated_at)) = t.throttles.get_mut(key)
                 && count.locked_until.is_none_or(|at| at <= now)
             {
@@ -470,6 +482,7 @@ impl ThrottleRepository for MemoryRepository {
 
     async fn reset_key(&self, key: &str) -> Result<()> {
         self.with(|t| {
+            t.throttle_writes += 1;
             t.throttles.remove(key);
             Ok(())
         })
@@ -477,6 +490,7 @@ impl ThrottleRepository for MemoryRepository {
 
     async fn uncount_attempt(&self, key: &str, now: i64) -> Result<()> {
         self.with(|t| {
+            t.throttle_writes += 1;
             if let Some((count, updated_at)) = t.throttles.get_mut(key)
                 && count.failures > 0
             {

@@ -296,6 +296,8 @@ pub trait RevocationLog: Send + Sync {
 
 #[async_trait]
 pub trait ThrottleRepository: Send + Sync {
+    /// The counter of `key` as stored, without counting anything.
+    async fn read_counter(&self, key: &str) -> Result<Option<ThrottleCount>>;
     /// Counts one attempt for `key`: starts a new window when the last one (`window_ms`) is
     /// over, and leaves a locked key's counter alone.
     async fn count_attempt(&self, key: &str, now: i64, window_ms: i64) -> Result<ThrottleCount>;

@@ -240,7 +240,8 @@ impl RevocationView {
             }
         }
         self.state.write().forget_expired(now);
-        self.last_read.store(now, Ordering::Relaxed);
+        // Never backwards: a read that began before a later one finished vouches for less.
+        self.last_read.fetch_max(now, Ordering::Relaxed);
         Ok(())
     }
 

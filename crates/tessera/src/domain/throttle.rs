@@ -1,6 +1,8 @@
 //! Login throttling (SPEC §2): per username, and per end-user address when the caller forwards
 //! one, counted in the database so that every instance sees the same counts.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use quick_cache::sync::Cache;
 
 use super::{
     DomainError,
@@ -27,12 +29,28 @@ pub struct Attempt {
     address_key: Option<String>,
 }
 
+impl Attempt {
+    /// The keys of the attempt, with their limits.
+    fn keys(&self) -> Vec<(&str, i32)> {
+        let mut keys = vec![(self.username_key.as_str(), USERNAME_LIMIT)];
+        if let Some(address) = &self.address_key {
+            keys.push((address.as_str(), ADDRESS_LIMIT));
+        }
+        keys
+    }
+}
+
 /// Counts and locks login attempts.
 #[derive(Clone, Debug)]
 pub struct LoginThrottle {
     repo: SharedRepository,
     clock: SharedClock,
+    /// Keys this instance saw locked, until when: refused without touching the database.
+    locked: Arc<Cache<String, i64>>,
 }
+
+/// Locked keys remembered at most.
+const LOCKED_KEYS_KEPT: usize = 10_000;
 
 /// How long after its window started a key that went over its limit stays locked: to the end
 /// of the window the first time (so that no window sees more failures than the limit), and
@@ -46,11 +64,19 @@ fn lock_span(lockouts: i32) -> Duration {
 
 impl LoginThrottle {
     pub fn new(repo: SharedRepository, clock: SharedClock) -> Self {
-        Self { repo, clock }
+        Self {
+            repo,
+            clock,
+            locked: Arc::new(Cache::new(LOCKED_KEYS_KEPT)),
+        }
     }
 
     /// Counts an attempt for `username` (and `address`), or refuses it with the delay after
     /// which to retry. Existing and unknown usernames are treated alike.
+    ///
+    /// Both keys are checked before either is charged, so that an attempt refused for one key
+    /// counts against neither; a key known to be locked is refused from memory, without a
+    /// query or a write (SPEC §2).
     pub async fn begin(
         &self,
         username: &str,
@@ -60,25 +86,40 @@ impl LoginThrottle {
             username_key: format!("user:{username}"),
             address_key: address.map(|a| format!("addr:{a}")),
         };
-        self.check(&attempt.username_key, USERNAME_LIMIT).await?;
-        if let Some(key) = &attempt.address_key {
-            self.check(key, ADDRESS_LIMIT).await?;
+        let now = self.clock.now_ms();
+        let keys = attempt.keys();
+        for (key, _) in &keys {
+            if let Some(until) = self.locked.get(*key).filter(|until| *until > now) {
+                return Err(slow_down(until - now));
+            }
+        }
+        for (key, limit) in &keys {
+            self.check(key, *limit, now).await?;
+        }
+        for (key, _) in &keys {
+            self.repo.count_attempt(key, now, ms(WINDOW)).await?;
         }
         Ok(attempt)
     }
 
-    async fn check(&self, key: &str, limit: i32) -> Result<(), DomainError> {
-        let now = self.clock.now_ms();
-        let count = self.repo.count_attempt(key, now, ms(WINDOW)).await?;
+    /// Refuses an attempt on `key` when it is locked, or locks it when it has had `limit`
+    /// failures in its window; charges nothing.
+    async fn check(&self, key: &str, limit: i32, now: i64) -> Result<(), DomainError> {
+        let Some(count) = self.repo.read_counter(key).await? else {
+            return Ok(());
+        };
         if let Some(until) = count.locked_until.filter(|until| *until > now) {
+            self.locked.insert(key.to_owned(), until);
             return Err(slow_down(until - now));
         }
-        if count.failures > limit {
+        let window_over = count.window_started_at <= now - ms(WINDOW);
+        if !window_over && count.failures >= limit {
             let until = count
                 .window_started_at
                 .saturating_add(ms(lock_span(count.lockouts)))
                 .max(now + 1_000);
             self.repo.lock_key(key, now, until).await?;
+            self.locked.insert(key.to_owned(), until);
             return Err(slow_down(until - now));
         }
         Ok(())

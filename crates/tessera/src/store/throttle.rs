@@ -16,6 +16,18 @@ use crate::domain::{
 
 #[async_trait]
 impl ThrottleRepository for Store {
+    async fn read_counter(&self, key: &str) -> Result<Option<ThrottleCount>, RepositoryError> {
+        Ok(login_throttles::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| ThrottleCount {
+                failures: row.failures,
+                locked_until: row.locked_until,
+                window_started_at: row.window_started_at,
+                lockouts: row.lockouts,
+            }))
+    }
+
     /// Counts one attempt for `key`: starts a new window when the last one is over, and leaves
     /// a locked key's counter alone.
     async fn count_attempt(

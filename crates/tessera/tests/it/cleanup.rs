@@ -6,15 +6,12 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Statement};
 use tessera::{
     config::IntrospectionAuth,
     domain::repository::Cutoffs,
-    domain::{
-        cleanup, clients::disable_client, clock::now_ms, policy::TokenPolicy, random::sha256_hex,
-    },
+    domain::{cleanup, clock::now_ms, policy::TokenPolicy, random::sha256_hex},
     store::entity::{login_throttles, refresh_tokens, sessions},
 };
-use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::common::{TestApp, assert_error, assert_inactive};
+use crate::common::{TestApp, assert_inactive, assert_invalid_grant, assert_slow_down};
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -119,18 +116,6 @@ async fn throttle_keys(app: &TestApp) -> Vec<String> {
     keys
 }
 
-/// Moves every throttle row's clock back by `ms`, as if that much time had passed.
-async fn age_throttles(app: &TestApp, ms: i64) {
-    let db = app.store.connection();
-    let sql = format!(
-        "UPDATE login_throttles SET updated_at = updated_at - {ms}, \
-         window_started_at = window_started_at - {ms}, locked_until = locked_until - {ms}"
-    );
-    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect("age throttles");
-}
-
 fn retry_after(status: &tonic::Status) -> Duration {
     status
         .get_details_retry_info()
@@ -142,11 +127,9 @@ fn retry_after(status: &tonic::Status) -> Duration {
 async fn refresh_tokens_and_sessions_past_their_time_go_and_a_live_session_still_refreshes() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
-    app.user("ada@example.com", "adas-password").await;
     let first = app
-        .login(&client, "ada@example.com", "adas-password")
-        .await
-        .expect("login");
+        .user_login(&client, "ada@example.com", "adas-password")
+        .await;
     let second = app
         .refresh(&client, "", &first.refresh_token)
         .await
@@ -226,15 +209,13 @@ async fn a_revoked_token_stays_inactive_after_its_revocation_rows_are_cleaned_up
     let token = app.anonymous_token(&client).await;
     let claims = app.introspect_as(None, &token).await.expect("introspect");
     assert!(claims.active);
-    app.client()
-        .await
-        .revoke_token(tessera::grpc::pb::RevokeTokenRequest {
-            token: token.clone(),
-            client_id: client.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("revoke");
+    app.revoke(tessera::grpc::pb::RevokeTokenRequest {
+        token: token.clone(),
+        client_id: client.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("revoke");
     assert_eq!(revocation_events_about(&app, &claims.jti).await, 1);
 
     // Once the token has expired, and the view's look-back has passed, its event goes.
@@ -273,15 +254,7 @@ async fn a_disabled_clients_tokens_stay_inactive_on_a_new_instance_after_a_clean
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let token = app.anonymous_token(&client).await;
-    assert!(
-        disable_client(
-            &app.store,
-            &client,
-            app.config.policy.key_verification_window()
-        )
-        .await
-        .expect("disable")
-    );
+    assert!(app.disable_client(&client).await);
     // Logged once, for the feed; instances also reread disabled clients from their table.
     assert_eq!(revocation_events_about(&app, &client).await, 1);
     app.assert_inactive_within_a_second(&token).await;
@@ -295,53 +268,38 @@ async fn a_disabled_clients_tokens_stay_inactive_on_a_new_instance_after_a_clean
 
 #[tokio::test]
 async fn throttling_still_locks_after_old_counters_are_cleaned_up() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_manual_clock(|_| {}).await;
     let client = app.marketplace_client().await;
     app.user("mia@example.com", "mias-password").await;
     let fail = |times: usize| {
         let (app, client) = (&app, &client);
         async move {
             for _ in 0..times {
-                assert_error(
-                    app.login(client, "mia@example.com", "wrong-password").await,
-                    Code::Unauthenticated,
-                    "invalid_grant",
-                );
+                assert_invalid_grant(app.login(client, "mia@example.com", "wrong-password").await);
             }
         }
     };
 
     // Locked once, then quiet for two days: the counter goes, and starts over.
     fail(5).await;
-    assert_error(
-        app.login(&client, "mia@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
-    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 0);
-    age_throttles(&app, 2 * DAY_MS).await;
-    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 1);
+    assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
+    assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 0);
+    app.advance(Duration::from_millis(2 * DAY_MS as u64)).await;
+    assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 1);
     assert!(throttle_keys(&app).await.is_empty());
 
     fail(5).await;
-    let first_lock = assert_error(
-        app.login(&client, "mia@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let first_lock = assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
     assert!(retry_after(&first_lock) <= Duration::from_secs(15 * 60));
 
     // Locked again an hour later: the earlier lockout still counts, so the counter stays
     // through a clean-up and the next lock is longer.
-    age_throttles(&app, HOUR_MS).await;
-    assert_eq!(clean_up_at(&app, now_ms()).await.login_throttles, 0);
+    app.advance(Duration::from_millis(HOUR_MS as u64)).await;
+    assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 0);
     assert_eq!(throttle_keys(&app).await, ["user:mia@example.com"]);
     fail(5).await;
-    let second_lock = assert_error(
-        app.login(&client, "mia@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let second_lock =
+        assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
     assert!(retry_after(&second_lock) > Duration::from_secs(20 * 60));
 }
 

@@ -7,10 +7,10 @@ use serde_json::Value;
 use tessera::grpc::pb;
 use tessera::store::entity::{revocation_log, users};
 use tessera_migration::{Migrator, MigratorTrait, SchemaManager};
-use tonic::Code;
 
 use crate::common::{
-    TestApp, TestDb, assert_error, assert_inactive, client_credentials, test_config,
+    TestApp, TestDb, assert_inactive, assert_invalid_client, assert_success, client_credentials,
+    test_config,
 };
 
 fn tessera(database_url: &str, args: &[&str]) -> Output {
@@ -24,47 +24,29 @@ fn tessera(database_url: &str, args: &[&str]) -> Output {
 }
 
 fn json_of(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(output);
     serde_json::from_slice(&output.stdout).expect("one JSON value on stdout")
+}
+
+/// `tessera client create --name <name> --kind <kind> <flags> --json`: the client it made.
+fn create_client(database_url: &str, name: &str, kind: &str, flags: &[&str]) -> Value {
+    let mut args = vec!["client", "create", "--name", name, "--kind", kind];
+    args.extend_from_slice(flags);
+    args.push("--json");
+    json_of(&tessera(database_url, &args))
 }
 
 #[tokio::test]
 async fn clients_made_by_the_cli_get_tokens_and_show_in_the_list_without_secrets() {
     let app = TestApp::spawn().await;
     let url = app.db.url.clone();
-    let market = json_of(&tessera(
-        &url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "web",
-            "--kind",
-            "marketplace",
-            "--json",
-        ],
-    ));
+    let market = create_client(&url, "web", "marketplace", &[]);
     let market_id = market["client_id"].as_str().expect("client_id").to_owned();
     assert!(
         market.get("client_secret").is_none(),
         "a public client gets no secret unless asked"
     );
-    let integ = json_of(&tessera(
-        &url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "jobs",
-            "--kind",
-            "integration",
-            "--json",
-        ],
-    ));
+    let integ = create_client(&url, "jobs", "integration", &[]);
     let integ_id = integ["client_id"].as_str().expect("client_id").to_owned();
     let secret = integ["client_secret"].as_str().expect("secret").to_owned();
     assert!(secret.len() >= 43);
@@ -98,19 +80,7 @@ async fn clients_made_by_the_cli_get_tokens_and_show_in_the_list_without_secrets
 #[tokio::test]
 async fn a_marketplace_client_can_be_made_with_a_secret() {
     let db = TestDb::new().await;
-    let c = json_of(&tessera(
-        &db.url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "ssr",
-            "--kind",
-            "marketplace",
-            "--with-secret",
-            "--json",
-        ],
-    ));
+    let c = create_client(&db.url, "ssr", "marketplace", &["--with-secret"]);
     assert!(c["client_secret"].as_str().is_some_and(|s| s.len() >= 43));
 }
 
@@ -118,18 +88,7 @@ async fn a_marketplace_client_can_be_made_with_a_secret() {
 async fn rotate_secret_and_disable_take_effect_at_once_on_a_running_server() {
     let app = TestApp::spawn().await;
     let url = app.db.url.clone();
-    let integ = json_of(&tessera(
-        &url,
-        &[
-            "client",
-            "create",
-            "--name",
-            "jobs",
-            "--kind",
-            "integration",
-            "--json",
-        ],
-    ));
+    let integ = create_client(&url, "jobs", "integration", &[]);
     let id = integ["client_id"].as_str().expect("id").to_owned();
     let old = integ["client_secret"].as_str().expect("secret").to_owned();
     let before = app
@@ -144,26 +103,14 @@ async fn rotate_secret_and_disable_take_effect_at_once_on_a_running_server() {
         .expect("new secret")
         .to_owned();
     assert_ne!(new, old);
-    assert_error(
-        app.issue(client_credentials(&id, &old)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&id, &old)).await);
     app.issue(client_credentials(&id, &new))
         .await
         .expect("new secret works");
 
     let disabled = tessera(&url, &["client", "disable", &id]);
-    assert!(
-        disabled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&disabled.stderr)
-    );
-    assert_error(
-        app.issue(client_credentials(&id, &new)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_success(&disabled);
+    assert_invalid_client(app.issue(client_credentials(&id, &new)).await);
     app.assert_inactive_within_a_second(&before.access_token)
         .await;
     assert_inactive(&app.introspect(&before.refresh_token).await);
@@ -212,11 +159,7 @@ async fn migrate_applies_the_schema_and_is_idempotent() {
     let db = TestDb::new().await;
     for _ in 0..2 {
         let out = tessera(&db.url, &["migrate"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
 }
 

@@ -12,6 +12,15 @@ use tonic_health::pb::{
 
 pub use tessera_testkit::*;
 
+/// Asserts that a `tessera` command succeeded, showing its stderr when it did not.
+pub fn assert_success(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A real `tessera serve` process on port 0, logging JSON to a file in the test's directory.
 pub struct ServeProcess {
     pub child: std::process::Child,

@@ -91,26 +91,33 @@ async fn health_turns_not_serving_and_calls_unavailable_while_the_database_is_go
     );
 }
 
+/// What reflection `$version` answers to one request: v1 and v1alpha are the same service,
+/// generated twice.
+macro_rules! ask_reflection {
+    ($version:ident, $app:expr, $request:expr) => {{
+        use $version::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient};
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some($request),
+        };
+        let mut responses = ServerReflectionClient::new($app.channel())
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("stream")
+            .into_inner();
+        let response = responses.next().await.expect("a response").expect("ok");
+        response.message_response
+    }};
+}
+
 #[tokio::test]
 async fn reflection_v1_lists_every_service() {
+    use v1::server_reflection_request::MessageRequest::ListServices;
     let app = TestApp::spawn().await;
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("stream")
-        .into_inner();
-    let response = responses.next().await.expect("a response").expect("ok");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
+    let answer = ask_reflection!(v1, app, ListServices(String::new()));
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = answer
     else {
-        panic!("unexpected {response:?}");
+        panic!("unexpected {answer:?}");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     for expected in [
@@ -128,46 +135,25 @@ async fn reflection_v1_lists_every_service() {
 
 #[tokio::test]
 async fn reflection_v1alpha_describes_the_auth_service_for_grpcurl() {
-    let app = TestApp::spawn().await;
-    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
-                "tessera.auth.v1.AuthService".into(),
-            ),
-        ),
+    use v1alpha::{
+        server_reflection_request::MessageRequest::FileContainingSymbol,
+        server_reflection_response::MessageResponse::FileDescriptorResponse,
     };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("stream")
-        .into_inner();
-    let response = responses.next().await.expect("a response").expect("ok");
-    let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
-        response.message_response
-    else {
-        panic!("unexpected {response:?}");
+    let app = TestApp::spawn().await;
+    let auth_service = FileContainingSymbol("tessera.auth.v1.AuthService".into());
+    let answer = ask_reflection!(v1alpha, app, auth_service);
+    let Some(FileDescriptorResponse(files)) = answer else {
+        panic!("unexpected {answer:?}");
     };
     assert!(!files.file_descriptor_proto.is_empty());
     // ErrorInfo is described too, so grpcurl can print error details.
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
-                "google.rpc.ErrorInfo".into(),
-            ),
-        ),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("stream")
-        .into_inner();
-    let response = responses.next().await.expect("a response").expect("ok");
     assert!(matches!(
-        response.message_response,
-        Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+        ask_reflection!(
+            v1alpha,
+            app,
+            FileContainingSymbol("google.rpc.ErrorInfo".into())
+        ),
+        Some(FileDescriptorResponse(_))
     ));
 }
 

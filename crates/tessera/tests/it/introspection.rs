@@ -14,9 +14,11 @@ use tessera::{
         token::{self, AccessClaims},
     },
 };
-use tonic::Code;
 
-use crate::common::{TestApp, assert_error, assert_inactive, client_credentials};
+use crate::common::{
+    TestApp, assert_inactive, assert_invalid_client, assert_invalid_request,
+    assert_unauthorized_client, client_credentials,
+};
 
 /// Claims like the server's own, for a token the test signs itself.
 fn claims_for(client_id: &str, now: i64) -> AccessClaims {
@@ -182,20 +184,8 @@ async fn tokens_of_a_disabled_client_are_inactive() {
     let id = app.marketplace_client().await;
     let token = app.anonymous_token(&id).await;
     let (iid, _, integ) = app.integration_login().await;
-    tessera::domain::clients::disable_client(
-        &app.store,
-        &id,
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
-    tessera::domain::clients::disable_client(
-        &app.store,
-        &iid,
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
+    app.disable_client(&id).await;
+    app.disable_client(&iid).await;
     // Disabling is an out-of-band (CLI) action: it reaches the server within a second.
     app.assert_inactive_within_a_second(&token).await;
     app.assert_inactive_within_a_second(&integ.access_token)
@@ -207,16 +197,8 @@ async fn tokens_of_a_disabled_client_are_inactive() {
 async fn an_oversized_token_is_invalid_request() {
     let app = TestApp::spawn().await;
     let bearer = app.introspection_bearer().await;
-    assert_error(
-        app.introspect_as(Some(&bearer), &"a".repeat(4097)).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
-    assert_error(
-        app.introspect_as(Some(&bearer), "").await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    assert_invalid_request(app.introspect_as(Some(&bearer), &"a".repeat(4097)).await);
+    assert_invalid_request(app.introspect_as(Some(&bearer), "").await);
     assert_inactive(
         &app.introspect_as(Some(&bearer), &"a".repeat(4096))
             .await
@@ -229,11 +211,7 @@ async fn introspection_without_a_bearer_token_is_unauthenticated() {
     let app = TestApp::spawn().await;
     let id = app.marketplace_client().await;
     let token = app.anonymous_token(&id).await;
-    assert_error(
-        app.introspect_as(None, &token).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.introspect_as(None, &token).await);
 }
 
 #[tokio::test]
@@ -243,26 +221,14 @@ async fn introspection_with_anything_but_an_active_integ_token_is_permission_den
     let anonymous = app.anonymous_token(&id).await;
     let (iid, _, integ) = app.integration_login().await;
     for bearer in [anonymous.as_str(), "garbage", integ.refresh_token.as_str()] {
-        assert_error(
-            app.introspect_as(Some(bearer), &anonymous).await,
-            Code::PermissionDenied,
-            "unauthorized_client",
-        );
+        assert_unauthorized_client(app.introspect_as(Some(bearer), &anonymous).await);
     }
-    tessera::domain::clients::disable_client(
-        &app.store,
-        &iid,
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
+    app.disable_client(&iid).await;
     app.assert_inactive_within_a_second(&integ.access_token)
         .await;
-    assert_error(
+    assert_unauthorized_client(
         app.introspect_as(Some(&integ.access_token), &anonymous)
             .await,
-        Code::PermissionDenied,
-        "unauthorized_client",
     );
 }
 

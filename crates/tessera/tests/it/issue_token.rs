@@ -4,7 +4,10 @@ use tessera_testkit::prelude::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::common::{TestApp, assert_error, client_credentials};
+use crate::common::{
+    TestApp, assert_invalid_client, assert_invalid_request, assert_invalid_scope,
+    client_credentials,
+};
 
 #[tokio::test]
 async fn a_marketplace_client_gets_an_anonymous_public_read_token_without_refresh_token() {
@@ -80,66 +83,34 @@ async fn a_requested_scope_may_narrow_but_never_widen_the_grant() {
     for wider in ["user", "integ", "public-read user", "trusted:user", "admin"] {
         let mut req = client_credentials(&id, "");
         req.scope = wider.into();
-        assert_error(
-            app.issue(req).await,
-            Code::PermissionDenied,
-            "invalid_scope",
-        );
+        assert_invalid_scope(app.issue(req).await);
     }
     let (iid, secret) = app.integration_client().await;
     let mut req = client_credentials(&iid, &secret);
     req.scope = "public-read".into();
-    assert_error(
-        app.issue(req).await,
-        Code::PermissionDenied,
-        "invalid_scope",
-    );
+    assert_invalid_scope(app.issue(req).await);
 }
 
 #[tokio::test]
 async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
     let app = TestApp::spawn().await;
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert_error(
-        app.issue(client_credentials(&unknown, "")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&unknown, "")).await);
 
     let (id, secret) = app.integration_client().await;
-    assert_error(
-        app.issue(client_credentials(&id, "")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
-    assert_error(
-        app.issue(client_credentials(&id, "wrong-secret")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&id, "")).await);
+    assert_invalid_client(app.issue(client_credentials(&id, "wrong-secret")).await);
     let other = app.integration_client().await.1;
-    assert_error(
-        app.issue(client_credentials(&id, &other)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&id, &other)).await);
     app.issue(client_credentials(&id, &secret))
         .await
         .expect("the right secret works");
 
     // A marketplace client that sends a secret must send the right one.
     let market = app.marketplace_client().await;
-    assert_error(
-        app.issue(client_credentials(&market, "anything")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&market, "anything")).await);
     let (market_with, market_secret) = app.marketplace_client_with_secret().await;
-    assert_error(
-        app.issue(client_credentials(&market_with, "nope")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&market_with, "nope")).await);
     app.issue(client_credentials(&market_with, &market_secret))
         .await
         .expect("right secret");
@@ -147,18 +118,8 @@ async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
         .await
         .expect("no secret is fine for a public client");
 
-    tessera::domain::clients::disable_client(
-        &app.store,
-        &id,
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
-    assert_error(
-        app.issue(client_credentials(&id, &secret)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    app.disable_client(&id).await;
+    assert_invalid_client(app.issue(client_credentials(&id, &secret)).await);
 }
 
 #[tokio::test]
@@ -180,11 +141,7 @@ async fn a_busy_integration_client_pays_one_argon2_verification_not_one_per_call
         "no argon2 work after the first call"
     );
     // A wrong secret is not served from the cache: it is checked, and refused.
-    assert_error(
-        app.issue(client_credentials(&id, "wrong")).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(client_credentials(&id, "wrong")).await);
     assert_eq!(app.tokens.hasher().completed(), after_first + 1);
 }
 
@@ -199,23 +156,9 @@ async fn a_rotated_secret_stops_working_at_once_even_when_cached() {
     app.issue(client_credentials(&id, &old))
         .await
         .expect("cached");
-    let hasher = tessera::domain::hashing::HashingPool::new(
-        tessera::domain::hashing::HashCost::OWASP,
-        1,
-        std::time::Duration::from_secs(30),
-    )
-    .expect("hasher");
-    let new = tessera::domain::clients::rotate_secret(&app.store, &hasher, &id)
-        .await
-        .expect("rotate")
-        .expect("client");
-    assert_error(
-        app.issue(client_credentials(&id, &old)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
-    use secrecy::ExposeSecret;
-    app.issue(client_credentials(&id, new.expose_secret()))
+    let new = app.rotate_secret(&id).await;
+    assert_invalid_client(app.issue(client_credentials(&id, &old)).await);
+    app.issue(client_credentials(&id, &new))
         .await
         .expect("new secret works");
 }
@@ -284,11 +227,7 @@ async fn malformed_requests_are_invalid_request_with_field_violations() {
         ),
     ];
     for (request, field) in cases {
-        let status = assert_error(
-            app.issue(request).await,
-            Code::InvalidArgument,
-            "invalid_request",
-        );
+        let status = assert_invalid_request(app.issue(request).await);
         let bad = status.get_details_bad_request().expect("BadRequest detail");
         assert!(
             bad.field_violations.iter().any(|v| v.field == field),
@@ -395,22 +334,12 @@ async fn a_marketplace_client_disabled_on_another_instance_stops_getting_anonymo
         .await
         .expect("token");
 
-    tessera::domain::clients::disable_client(
-        &app.store,
-        &id,
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
+    app.disable_client(&id).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         match other.issue(client_credentials(&id, "")).await {
             Err(status) => {
-                assert_error(
-                    Err::<(), _>(status),
-                    Code::Unauthenticated,
-                    "invalid_client",
-                );
+                assert_invalid_client(Err::<(), _>(status));
                 break;
             }
             Ok(_) if tokio::time::Instant::now() < deadline => {
@@ -445,5 +374,5 @@ async fn a_request_that_is_not_valid_protobuf_is_invalid_request_not_internal() 
             codec,
         )
         .await;
-    assert_error(result, Code::InvalidArgument, "invalid_request");
+    assert_invalid_request(result);
 }

@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use secrecy::ExposeSecret;
 use tessera::{domain::keyring, grpc::pb, server::resolve_master_key};
 
-use crate::common::{TestApp, assert_inactive, client_credentials};
+use crate::common::{TestApp, assert_inactive, assert_success, client_credentials};
 
 fn kid_of(token: &str) -> String {
     use base64::Engine;
@@ -62,11 +62,7 @@ async fn a_rotated_key_signs_at_once_and_older_tokens_keep_verifying() {
     let old_kid = kid_of(&before);
 
     let out = rotate_cli(&app, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let new: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let new_kid = new["kid"].as_str().expect("kid").to_owned();
     assert_ne!(new_kid, old_kid);

@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use tessera::grpc::pb::{self, auth_service_client::AuthServiceClient};
-use tonic::{Request, transport::Channel};
+use tessera::grpc::pb::auth_service_client::AuthServiceClient;
+use tonic::transport::Channel;
 
-use crate::common::{ServeProcess, TestDb, client_credentials, master_key};
+use crate::common::{
+    ServeProcess, TestDb, client_credentials, introspect_on, master_key, password_grant,
+    revoke_request,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_token_or_key_appears_in_any_log_line() {
@@ -19,7 +22,7 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .connect()
         .await
         .expect("connect");
-    let mut client = AuthServiceClient::new(channel);
+    let mut client = AuthServiceClient::new(channel.clone());
 
     let store = tessera::store::Store::new(tessera::store::connect(&db.url).await.expect("db"));
     let hasher = tessera::domain::hashing::HashingPool::new(
@@ -66,53 +69,34 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .issue_token(client_credentials(&integ.client_id, wrong_secret))
         .await;
     let _ = client
-        .issue_token(pb::IssueTokenRequest {
-            client_id: market.client_id.clone(),
-            grant: Some(pb::issue_token_request::Grant::Password(
-                pb::PasswordGrant {
-                    username: "someone@example.com".into(),
-                    password: password.into(),
-                },
-            )),
-            ..Default::default()
-        })
+        .issue_token(password_grant(
+            &market.client_id,
+            "someone@example.com",
+            password,
+        ))
         .await;
-    let mut introspect = Request::new(pb::IntrospectTokenRequest {
-        token: anon.access_token.clone(),
-        token_type_hint: 0,
-    });
-    introspect.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", integ_token.access_token)
-            .parse()
-            .expect("header"),
-    );
     assert!(
-        client
-            .introspect_token(introspect)
-            .await
-            .expect("introspect")
-            .into_inner()
-            .active
+        introspect_on(
+            &channel,
+            Some(&integ_token.access_token),
+            &anon.access_token
+        )
+        .await
+        .expect("introspect")
+        .active
     );
-    let mut refresh = Request::new(pb::IntrospectTokenRequest {
-        token: integ_token.refresh_token.clone(),
-        token_type_hint: 0,
-    });
-    refresh.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", anon.access_token)
-            .parse()
-            .expect("header"),
-    );
-    let _ = client.introspect_token(refresh).await;
+    let _ = introspect_on(
+        &channel,
+        Some(&anon.access_token),
+        &integ_token.refresh_token,
+    )
+    .await;
     client
-        .revoke_token(pb::RevokeTokenRequest {
-            token: integ_token.refresh_token.clone(),
-            token_type_hint: 0,
-            client_id: integ.client_id.clone(),
-            client_secret: secret.clone(),
-        })
+        .revoke_token(revoke_request(
+            &integ.client_id,
+            &secret,
+            &integ_token.refresh_token,
+        ))
         .await
         .expect("revoke");
 

@@ -10,7 +10,10 @@ use tessera::domain::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::common::{TestApp, assert_error, assert_inactive};
+use crate::common::{
+    TestApp, assert_inactive, assert_invalid_grant, assert_invalid_request, assert_invalid_scope,
+    assert_success, assert_unauthorized_client,
+};
 
 #[tokio::test]
 async fn a_user_logs_in_and_gets_a_user_token_with_a_refresh_token_and_a_session() {
@@ -71,13 +74,7 @@ async fn unknown_user_wrong_password_and_disabled_user_give_the_same_answer_and_
     let client = app.marketplace_client().await;
     app.user("carol@example.com", "carols-password").await;
     app.user("dave@example.com", "daves-password").await;
-    users::disable_user(
-        &app.store,
-        "dave@example.com",
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
+    app.disable_user("dave@example.com").await;
     // The first unknown user makes the dummy hash; from then on each attempt costs exactly one
     // argon2 verification, whoever it is for.
     let _ = app.login(&client, "warm-up@example.com", "x").await;
@@ -88,11 +85,7 @@ async fn unknown_user_wrong_password_and_disabled_user_give_the_same_answer_and_
         ("dave@example.com", "daves-password"),
     ] {
         let before = app.tokens.hasher().completed();
-        let status = assert_error(
-            app.login(&client, username, password).await,
-            Code::Unauthenticated,
-            "invalid_grant",
-        );
+        let status = assert_invalid_grant(app.login(&client, username, password).await);
         assert_eq!(
             app.tokens.hasher().completed(),
             before + 1,
@@ -114,11 +107,7 @@ async fn an_integration_client_may_not_use_the_password_grant() {
     app.user("erin@example.com", "erins-password").await;
     let mut request = crate::common::password_grant(&id, "erin@example.com", "erins-password");
     request.client_secret = secret;
-    assert_error(
-        app.issue(request).await,
-        Code::PermissionDenied,
-        "unauthorized_client",
-    );
+    assert_unauthorized_client(app.issue(request).await);
 }
 
 #[tokio::test]
@@ -128,11 +117,7 @@ async fn the_password_grant_cannot_be_asked_for_a_wider_scope() {
     app.user("faye@example.com", "fayes-password").await;
     let mut request = crate::common::password_grant(&client, "faye@example.com", "fayes-password");
     request.scope = "user trusted:user".into();
-    assert_error(
-        app.issue(request).await,
-        Code::PermissionDenied,
-        "invalid_scope",
-    );
+    assert_invalid_scope(app.issue(request).await);
 }
 
 #[tokio::test]
@@ -141,22 +126,16 @@ async fn a_password_of_128_characters_counts_in_full() {
     let client = app.marketplace_client().await;
     let password = format!("{}é", "p".repeat(127));
     app.user("gus@example.com", &password).await;
-    assert_error(
+    assert_invalid_grant(
         app.login(&client, "gus@example.com", &password[..127])
             .await,
-        Code::Unauthenticated,
-        "invalid_grant",
     );
     app.login(&client, "gus@example.com", &password)
         .await
         .expect("the whole 128 characters");
     let long = "p".repeat(129);
     let before = app.tokens.hasher().completed();
-    assert_error(
-        app.login(&client, "gus@example.com", &long).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    assert_invalid_request(app.login(&client, "gus@example.com", &long).await);
     assert_eq!(
         app.tokens.hasher().completed(),
         before,
@@ -168,16 +147,12 @@ async fn a_password_of_128_characters_counts_in_full() {
 async fn a_weaker_stored_hash_is_rehashed_on_the_next_successful_login() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
-    let weak = HashingPool::new(
-        HashCost {
-            memory_kib: 8 * 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-        1,
-        Duration::from_secs(30),
-    )
-    .expect("weak pool");
+    let weak_cost = HashCost {
+        memory_kib: 8 * 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let weak = HashingPool::new(weak_cost, 1, Duration::from_secs(30)).expect("weak pool");
     users::create_user(
         &app.store,
         &weak,
@@ -225,29 +200,15 @@ async fn a_weaker_stored_hash_is_rehashed_on_the_next_successful_login() {
 async fn disabling_a_user_or_changing_the_password_ends_the_users_sessions() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
-    app.user("ivy@example.com", "ivys-password").await;
     let first = app
-        .login(&client, "ivy@example.com", "ivys-password")
-        .await
-        .expect("login");
-    let hasher = HashingPool::new(HashCost::OWASP, 1, Duration::from_secs(30)).expect("hasher");
-    users::set_password(
-        &app.store,
-        &hasher,
-        "ivy@example.com",
-        "ivys-new-password".to_owned().into(),
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("set");
+        .user_login(&client, "ivy@example.com", "ivys-password")
+        .await;
+    app.set_password("ivy@example.com", "ivys-new-password")
+        .await;
     app.assert_inactive_within_a_second(&first.access_token)
         .await;
     assert_inactive(&app.introspect(&first.refresh_token).await);
-    assert_error(
-        app.login(&client, "ivy@example.com", "ivys-password").await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.login(&client, "ivy@example.com", "ivys-password").await);
     let second = app
         .login(&client, "ivy@example.com", "ivys-new-password")
         .await
@@ -256,20 +217,12 @@ async fn disabling_a_user_or_changing_the_password_ends_the_users_sessions() {
         app.introspect(&second.access_token).await.active,
         "a token issued right after the change is active"
     );
-    users::disable_user(
-        &app.store,
-        "ivy@example.com",
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("disable");
+    app.disable_user("ivy@example.com").await;
     app.assert_inactive_within_a_second(&second.access_token)
         .await;
-    assert_error(
+    assert_invalid_grant(
         app.login(&client, "ivy@example.com", "ivys-new-password")
             .await,
-        Code::Unauthenticated,
-        "invalid_grant",
     );
 }
 
@@ -299,11 +252,7 @@ async fn the_cli_reads_the_password_from_stdin_never_from_arguments() {
         &["user", "create", "--username", "Jo@Example.com", "--json"],
         "jos-password\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let user_id = v["user_id"].as_str().expect("user_id").to_owned();
     let r = app
@@ -316,25 +265,15 @@ async fn the_cli_reads_the_password_from_stdin_never_from_arguments() {
         &["user", "set-password", "jo@example.com"],
         "jos-new-password\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     app.login(&client, "jo@example.com", "jos-new-password")
         .await
         .expect("new password");
     let out = run(&["user", "disable", "JO@example.com"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_error(
+    assert_success(&out);
+    assert_invalid_grant(
         app.login(&client, "jo@example.com", "jos-new-password")
             .await,
-        Code::Unauthenticated,
-        "invalid_grant",
     );
 
     let short = run(
@@ -401,16 +340,8 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
         .expect("query")
         .expect("user");
     // ...then a password change commits...
-    let hasher = HashingPool::new(HashCost::OWASP, 1, Duration::from_secs(30)).expect("hasher");
-    users::set_password(
-        &app.store,
-        &hasher,
-        "otto@example.com",
-        "ottos-new-password".to_owned().into(),
-        app.config.policy.key_verification_window(),
-    )
-    .await
-    .expect("set");
+    app.set_password("otto@example.com", "ottos-new-password")
+        .await;
     // ...and the login's session, guarded by what it read, does not start.
     let now = tessera::domain::clock::now_ms();
     let sid = uuid::Uuid::new_v4().to_string();
@@ -448,11 +379,7 @@ async fn usernames_with_control_characters_are_invalid_request_on_every_database
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     for username in ["a\u{0}b@example.com", "\u{7}@x", "bob\n@example.com"] {
-        assert_error(
-            app.login(&client, username, "some-password").await,
-            Code::InvalidArgument,
-            "invalid_request",
-        );
+        assert_invalid_request(app.login(&client, username, "some-password").await);
     }
 }
 

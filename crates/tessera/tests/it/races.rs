@@ -112,9 +112,7 @@ async fn logins_and_revocations_on_two_instances_of_one_database_never_see_datab
                     (integ.as_str(), secret.as_str())
                 };
                 if let Err(status) = instance
-                    .client()
-                    .await
-                    .revoke_token(revoke_request(
+                    .revoke(revoke_request(
                         client,
                         client_secret,
                         &session.refresh_token,

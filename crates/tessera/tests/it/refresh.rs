@@ -5,26 +5,36 @@ use std::{sync::Arc, time::Duration};
 use tessera::grpc::pb;
 use tonic::Code;
 
-use crate::common::{TestApp, assert_error, assert_inactive};
+use crate::common::{
+    TestApp, assert_inactive, assert_invalid_client, assert_invalid_grant, assert_invalid_scope,
+    refresh_grant, revoke_request,
+};
 
+/// A user's login on a new marketplace client: the client and the login.
 async fn user_session(app: &TestApp) -> (String, pb::IssueTokenResponse) {
     let client = app.marketplace_client().await;
-    app.user("lee@example.com", "lees-password").await;
-    let r = app
-        .login(&client, "lee@example.com", "lees-password")
+    let login = app
+        .user_login(&client, "lee@example.com", "lees-password")
+        .await;
+    (client, login)
+}
+
+/// A user's session refreshed once: the client, the login and what the refresh returned.
+async fn refreshed_user_session(
+    app: &TestApp,
+) -> (String, pb::IssueTokenResponse, pb::IssueTokenResponse) {
+    let (client, first) = user_session(app).await;
+    let second = app
+        .refresh(&client, "", &first.refresh_token)
         .await
-        .expect("login");
-    (client, r)
+        .expect("refresh");
+    (client, first, second)
 }
 
 #[tokio::test]
 async fn a_refresh_rotates_the_token_and_spends_the_old_one() {
     let app = TestApp::spawn().await;
-    let (client, first) = user_session(&app).await;
-    let second = app
-        .refresh(&client, "", &first.refresh_token)
-        .await
-        .expect("refresh");
+    let (client, first, second) = refreshed_user_session(&app).await;
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.scope, "user");
     let (a, b) = (
@@ -44,11 +54,7 @@ async fn a_refresh_rotates_the_token_and_spends_the_old_one() {
 async fn an_integration_session_refreshes_only_with_the_client_secret() {
     let app = TestApp::spawn().await;
     let (id, secret, first) = app.integration_login().await;
-    assert_error(
-        app.refresh(&id, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.refresh(&id, "", &first.refresh_token).await);
     let second = app
         .refresh(&id, &secret, &first.refresh_token)
         .await
@@ -74,7 +80,7 @@ async fn of_a_hundred_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
             Ok(r) => winners.push(r),
             Err(status) => {
                 assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-                assert_error(Err::<(), _>(status), Code::Unauthenticated, "invalid_grant");
+                assert_invalid_grant(Err::<(), _>(status));
             }
         }
     }
@@ -89,16 +95,8 @@ async fn of_a_hundred_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
 #[tokio::test]
 async fn a_spent_token_presented_within_the_grace_window_just_fails() {
     let app = TestApp::spawn().await;
-    let (client, first) = user_session(&app).await;
-    let second = app
-        .refresh(&client, "", &first.refresh_token)
-        .await
-        .expect("refresh");
-    assert_error(
-        app.refresh(&client, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    let (client, first, second) = refreshed_user_session(&app).await;
+    assert_invalid_grant(app.refresh(&client, "", &first.refresh_token).await);
     assert!(
         app.introspect(&second.access_token).await.active,
         "the session lives on"
@@ -114,24 +112,12 @@ async fn a_spent_token_presented_after_the_grace_window_ends_the_whole_session()
         c.policy.refresh_reuse_grace = Duration::from_millis(200);
     })
     .await;
-    let (client, first) = user_session(&app).await;
-    let second = app
-        .refresh(&client, "", &first.refresh_token)
-        .await
-        .expect("refresh");
+    let (client, first, second) = refreshed_user_session(&app).await;
     app.advance(Duration::from_millis(300)).await;
-    assert_error(
-        app.refresh(&client, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&client, "", &first.refresh_token).await);
     assert_inactive(&app.introspect(&second.access_token).await);
     assert_inactive(&app.introspect(&second.refresh_token).await);
-    assert_error(
-        app.refresh(&client, "", &second.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&client, "", &second.refresh_token).await);
 }
 
 #[tokio::test]
@@ -139,11 +125,7 @@ async fn another_clients_refresh_token_is_invalid_grant_and_stays_usable() {
     let app = TestApp::spawn().await;
     let (client, first) = user_session(&app).await;
     let other = app.marketplace_client().await;
-    assert_error(
-        app.refresh(&other, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&other, "", &first.refresh_token).await);
     app.refresh(&client, "", &first.refresh_token)
         .await
         .expect("still the owner's");
@@ -153,16 +135,8 @@ async fn another_clients_refresh_token_is_invalid_grant_and_stays_usable() {
 async fn an_access_token_is_not_a_refresh_token() {
     let app = TestApp::spawn().await;
     let (client, first) = user_session(&app).await;
-    assert_error(
-        app.refresh(&client, "", &first.access_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
-    assert_error(
-        app.refresh(&client, "", "garbage").await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&client, "", &first.access_token).await);
+    assert_invalid_grant(app.refresh(&client, "", "garbage").await);
 }
 
 #[tokio::test]
@@ -173,11 +147,7 @@ async fn a_refresh_token_past_its_lifetime_is_invalid_grant() {
     let (client, first) = user_session(&app).await;
     app.advance(Duration::from_millis(1_100)).await;
     assert_inactive(&app.introspect(&first.refresh_token).await);
-    assert_error(
-        app.refresh(&client, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&client, "", &first.refresh_token).await);
 }
 
 #[tokio::test]
@@ -193,25 +163,17 @@ async fn no_refresh_outlives_the_sessions_maximum_lifetime() {
         "capped by the session"
     );
     app.advance(Duration::from_millis(1_100)).await;
-    assert_error(
-        app.refresh(&client, "", &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&client, "", &first.refresh_token).await);
 }
 
 #[tokio::test]
 async fn a_refresh_may_narrow_the_scope_but_not_widen_it() {
     let app = TestApp::spawn().await;
     let (id, secret, first) = app.integration_login().await;
-    let mut wider = crate::common::refresh_grant(&id, &secret, &first.refresh_token);
+    let mut wider = refresh_grant(&id, &secret, &first.refresh_token);
     wider.scope = "integ user".into();
-    assert_error(
-        app.issue(wider).await,
-        Code::PermissionDenied,
-        "invalid_scope",
-    );
-    let mut same = crate::common::refresh_grant(&id, &secret, &first.refresh_token);
+    assert_invalid_scope(app.issue(wider).await);
+    let mut same = refresh_grant(&id, &secret, &first.refresh_token);
     same.scope = "integ".into();
     assert_eq!(app.issue(same).await.expect("refresh").scope, "integ");
 }
@@ -220,19 +182,8 @@ async fn a_refresh_may_narrow_the_scope_but_not_widen_it() {
 async fn a_revoked_session_cannot_be_refreshed() {
     let app = TestApp::spawn().await;
     let (id, secret, first) = app.integration_login().await;
-    app.client()
-        .await
-        .revoke_token(pb::RevokeTokenRequest {
-            token: first.access_token.clone(),
-            token_type_hint: 0,
-            client_id: id.clone(),
-            client_secret: secret.clone(),
-        })
+    app.revoke(revoke_request(&id, &secret, &first.access_token))
         .await
         .expect("revoke");
-    assert_error(
-        app.refresh(&id, &secret, &first.refresh_token).await,
-        Code::Unauthenticated,
-        "invalid_grant",
-    );
+    assert_invalid_grant(app.refresh(&id, &secret, &first.refresh_token).await);
 }

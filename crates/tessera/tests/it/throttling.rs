@@ -1,14 +1,14 @@
 //! Login throttling per username and per forwarded end-user address, in the database.
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{ConnectionTrait, Statement};
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-use crate::common::{TestApp, assert_error, password_grant};
+use crate::common::{TestApp, assert_invalid_grant, assert_slow_down, password_grant};
 
+/// An app on a manual clock (time passes when a test says so), a client and a user.
 async fn setup() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_manual_clock(|_| {}).await;
     let client = app.marketplace_client().await;
     app.user("mia@example.com", "mias-password").await;
     (app, client)
@@ -23,38 +23,17 @@ fn retry_after(status: &tonic::Status) -> Duration {
 
 async fn fail(app: &TestApp, client: &str, username: &str, times: usize) {
     for _ in 0..times {
-        assert_error(
-            app.login(client, username, "wrong-password").await,
-            Code::Unauthenticated,
-            "invalid_grant",
-        );
+        assert_invalid_grant(app.login(client, username, "wrong-password").await);
     }
-}
-
-/// Moves every throttle row's clock back by `ms`, as if that much time had passed.
-async fn age_throttles(app: &TestApp, ms: i64, column: &str) {
-    let db = app.store.connection();
-    let sql = format!("UPDATE login_throttles SET {column} = {column} - {ms}");
-    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect("age");
 }
 
 #[tokio::test]
 async fn five_failures_lock_a_username_and_the_right_password_is_refused_too() {
     let (app, client) = setup().await;
     fail(&app, &client, "mia@example.com", 5).await;
-    let status = assert_error(
-        app.login(&client, "mia@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let status = assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
     assert!(retry_after(&status) >= Duration::from_secs(1));
-    let again = assert_error(
-        app.login(&client, "MIA@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let again = assert_slow_down(app.login(&client, "MIA@example.com", "mias-password").await);
     assert!(retry_after(&again) >= Duration::from_secs(1));
 }
 
@@ -62,17 +41,9 @@ async fn five_failures_lock_a_username_and_the_right_password_is_refused_too() {
 async fn an_unknown_username_locks_exactly_like_an_existing_one() {
     let (app, client) = setup().await;
     fail(&app, &client, "nobody@example.com", 5).await;
-    let unknown = assert_error(
-        app.login(&client, "nobody@example.com", "x-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let unknown = assert_slow_down(app.login(&client, "nobody@example.com", "x-password").await);
     fail(&app, &client, "mia@example.com", 5).await;
-    let known = assert_error(
-        app.login(&client, "mia@example.com", "x-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let known = assert_slow_down(app.login(&client, "mia@example.com", "x-password").await);
     assert_eq!(unknown.message(), known.message());
     assert_eq!(retry_after(&unknown), retry_after(&known));
 }
@@ -94,34 +65,20 @@ async fn a_successful_login_resets_the_counter() {
 async fn a_lock_lasts_the_window_and_the_next_lock_is_longer() {
     let (app, client) = setup().await;
     fail(&app, &client, "mia@example.com", 5).await;
-    let first = assert_error(
-        app.login(&client, "mia@example.com", "x").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let first = assert_slow_down(app.login(&client, "mia@example.com", "x").await);
     assert!(
         retry_after(&first) > Duration::from_secs(14 * 60),
         "locked to the end of the window: {:?}",
         retry_after(&first)
     );
     // Still locked a few minutes on, for the right password too.
-    age_throttles(&app, 5 * 60 * 1000, "locked_until").await;
-    age_throttles(&app, 5 * 60 * 1000, "window_started_at").await;
-    assert_error(
-        app.login(&client, "mia@example.com", "mias-password").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    app.advance(Duration::from_secs(5 * 60)).await;
+    assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
     // Once the lock is over the window is too: five fresh attempts, then a longer lock.
-    let shift = retry_after(&first).as_millis() as i64 + 1_000;
-    age_throttles(&app, shift, "locked_until").await;
-    age_throttles(&app, shift, "window_started_at").await;
+    app.advance(retry_after(&first) + Duration::from_secs(1))
+        .await;
     fail(&app, &client, "mia@example.com", 5).await;
-    let second = assert_error(
-        app.login(&client, "mia@example.com", "x").await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    let second = assert_slow_down(app.login(&client, "mia@example.com", "x").await);
     assert!(
         retry_after(&second) > retry_after(&first),
         "{:?} then {:?}",
@@ -134,7 +91,7 @@ async fn a_lock_lasts_the_window_and_the_next_lock_is_longer() {
 async fn the_counter_starts_over_after_the_fifteen_minute_window() {
     let (app, client) = setup().await;
     fail(&app, &client, "mia@example.com", 4).await;
-    age_throttles(&app, 15 * 60 * 1000 + 1, "window_started_at").await;
+    app.advance(Duration::from_millis(15 * 60 * 1000 + 1)).await;
     fail(&app, &client, "mia@example.com", 4).await;
     app.login(&client, "mia@example.com", "mias-password")
         .await
@@ -187,7 +144,7 @@ async fn a_forwarded_end_user_address_is_throttled_across_usernames() {
         );
     }
     let locked = login_from("fresh@example.com".into(), "203.0.113.7").await;
-    assert_error(locked, Code::ResourceExhausted, "slow_down");
+    assert_slow_down(locked);
     let other_address = login_from("fresh@example.com".into(), "198.51.100.1").await;
-    assert_error(other_address, Code::Unauthenticated, "invalid_grant");
+    assert_invalid_grant(other_address);
 }

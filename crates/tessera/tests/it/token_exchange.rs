@@ -5,9 +5,11 @@ use tessera::{
     domain::{clock::now_ms, token::AccessClaims},
     grpc::pb::{self, issue_token_request::Grant},
 };
-use tonic::Code;
 
-use crate::common::{TestApp, assert_error, assert_inactive, client_credentials};
+use crate::common::{
+    TestApp, assert_inactive, assert_invalid_client, assert_invalid_grant, assert_invalid_request,
+    assert_unauthorized_client, client_credentials, revoke_request,
+};
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -26,22 +28,29 @@ fn exchange(client_id: &str, secret: &str, subject_token: &str) -> pb::IssueToke
 /// A marketplace client with a secret, and a logged-in user's tokens.
 async fn setup(app: &TestApp) -> (String, String, pb::IssueTokenResponse) {
     let (client, secret) = app.marketplace_client_with_secret().await;
-    app.user("nina@example.com", "ninas-password").await;
     let login = app
-        .login(&client, "nina@example.com", "ninas-password")
-        .await
-        .expect("login");
+        .user_login(&client, "nina@example.com", "ninas-password")
+        .await;
     (client, secret, login)
+}
+
+/// The login's access token exchanged for a `trusted:user` one.
+async fn trusted_token(
+    app: &TestApp,
+    client: &str,
+    secret: &str,
+    login: &pb::IssueTokenResponse,
+) -> pb::IssueTokenResponse {
+    app.issue(exchange(client, secret, &login.access_token))
+        .await
+        .expect("exchange")
 }
 
 #[tokio::test]
 async fn a_user_token_becomes_a_trusted_token_of_the_same_subject_and_session() {
     let app = TestApp::spawn().await;
     let (client, secret, login) = setup(&app).await;
-    let trusted = app
-        .issue(exchange(&client, &secret, &login.access_token))
-        .await
-        .expect("exchange");
+    let trusted = trusted_token(&app, &client, &secret, &login).await;
     assert_eq!(trusted.scope, "trusted:user");
     assert_eq!(
         trusted.refresh_token, "",
@@ -76,10 +85,7 @@ async fn a_trusted_token_never_outlives_the_user_token_it_came_from() {
     })
     .await;
     let (client, secret, login) = setup(&app).await;
-    let trusted = app
-        .issue(exchange(&client, &secret, &login.access_token))
-        .await
-        .expect("exchange");
+    let trusted = trusted_token(&app, &client, &secret, &login).await;
     assert!(trusted.expires_in <= 60, "{}", trusted.expires_in);
     let (user, derived) = (
         app.introspect(&login.access_token).await,
@@ -93,29 +99,17 @@ async fn a_trusted_token_never_outlives_the_user_token_it_came_from() {
 async fn only_a_marketplace_client_presenting_its_secret_may_exchange() {
     let app = TestApp::spawn().await;
     let (client, secret, login) = setup(&app).await;
-    assert_error(
-        app.issue(exchange(&client, "", &login.access_token)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
-    assert_error(
+    assert_invalid_client(app.issue(exchange(&client, "", &login.access_token)).await);
+    assert_invalid_client(
         app.issue(exchange(&client, "wrong", &login.access_token))
             .await,
-        Code::Unauthenticated,
-        "invalid_client",
     );
     let public = app.marketplace_client().await;
-    assert_error(
-        app.issue(exchange(&public, "", &login.access_token)).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(app.issue(exchange(&public, "", &login.access_token)).await);
     let (integ, integ_secret) = app.integration_client().await;
-    assert_error(
+    assert_unauthorized_client(
         app.issue(exchange(&integ, &integ_secret, &login.access_token))
             .await,
-        Code::PermissionDenied,
-        "unauthorized_client",
     );
     app.issue(exchange(&client, &secret, &login.access_token))
         .await
@@ -131,10 +125,8 @@ async fn every_unusable_subject_token_gets_one_identical_invalid_grant() {
         .await
         .expect("anonymous")
         .access_token;
-    let trusted = app
-        .issue(exchange(&client, &secret, &login.access_token))
+    let trusted = trusted_token(&app, &client, &secret, &login)
         .await
-        .expect("exchange")
         .access_token;
     // A user token of another client.
     let other = app.marketplace_client().await;
@@ -166,14 +158,7 @@ async fn every_unusable_subject_token_gets_one_identical_invalid_grant() {
         .login(&client, "nina@example.com", "ninas-password")
         .await
         .expect("login");
-    app.client()
-        .await
-        .revoke_token(pb::RevokeTokenRequest {
-            token: revoked.access_token.clone(),
-            token_type_hint: 0,
-            client_id: client.clone(),
-            client_secret: String::new(),
-        })
+    app.revoke(revoke_request(&client, "", &revoked.access_token))
         .await
         .expect("revoke");
 
@@ -188,11 +173,7 @@ async fn every_unusable_subject_token_gets_one_identical_invalid_grant() {
         "garbage",
         "v4.public.AAAA",
     ] {
-        let status = assert_error(
-            app.issue(exchange(&client, &secret, subject)).await,
-            Code::Unauthenticated,
-            "invalid_grant",
-        );
+        let status = assert_invalid_grant(app.issue(exchange(&client, &secret, subject)).await);
         messages.push(status.message().to_owned());
     }
     assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
@@ -206,31 +187,17 @@ async fn a_subject_token_type_other_than_access_token_is_invalid_request() {
     if let Some(Grant::TokenExchange(g)) = request.grant.as_mut() {
         g.subject_token_type = "urn:ietf:params:oauth:token-type:refresh_token".into();
     }
-    assert_error(
-        app.issue(request).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    assert_invalid_request(app.issue(request).await);
 }
 
 #[tokio::test]
 async fn ending_the_session_makes_the_trusted_token_inactive() {
     let app = TestApp::spawn().await;
     let (client, secret, login) = setup(&app).await;
-    let trusted = app
-        .issue(exchange(&client, &secret, &login.access_token))
-        .await
-        .expect("exchange");
-    app.client()
-        .await
-        .revoke_token(pb::RevokeTokenRequest {
-            token: login.refresh_token.clone(),
-            token_type_hint: pb::TokenTypeHint::RefreshToken as i32,
-            client_id: client.clone(),
-            client_secret: String::new(),
-        })
-        .await
-        .expect("revoke");
+    let trusted = trusted_token(&app, &client, &secret, &login).await;
+    let mut logout = revoke_request(&client, "", &login.refresh_token);
+    logout.token_type_hint = pb::TokenTypeHint::RefreshToken as i32;
+    app.revoke(logout).await.expect("revoke");
     assert_inactive(&app.introspect(&trusted.access_token).await);
     assert_inactive(&app.introspect(&login.access_token).await);
 }

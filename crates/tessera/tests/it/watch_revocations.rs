@@ -11,7 +11,9 @@ use tessera_testkit::prelude::*;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Streaming, transport::Channel};
 
-use crate::common::{TestApp, assert_error, revoke_request};
+use crate::common::{
+    TestApp, assert_invalid_client, assert_slow_down, assert_unauthorized_client, revoke_request,
+};
 
 /// How long a revocation may take to reach a stream or another instance (SPEC: one second).
 const WITHIN: Duration = Duration::from_secs(1);
@@ -276,11 +278,7 @@ async fn a_disabled_client_reaches_streams_as_a_client_revocation() {
     let (id, _secret, _) = app.integration_login().await;
     let mut stream = watch(&app, 0).await;
     snapshot(&mut stream).await;
-    assert!(
-        tessera::domain::clients::disable_client(&app.store, &id, Duration::from_secs(600))
-            .await
-            .expect("disable")
-    );
+    assert!(app.disable_client(&id).await);
     assert_eq!(
         next_revocation(&mut stream).await.target,
         Some(Target::ClientId(id))
@@ -292,17 +290,9 @@ async fn a_stream_without_a_bearer_or_with_a_bad_one_is_refused() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let anonymous = app.anonymous_token(&client).await;
-    assert_error(
-        watch_on(app.channel(), None, 0).await,
-        Code::Unauthenticated,
-        "invalid_client",
-    );
+    assert_invalid_client(watch_on(app.channel(), None, 0).await);
     for bad in [anonymous.as_str(), "garbage"] {
-        assert_error(
-            watch_on(app.channel(), Some(bad), 0).await,
-            Code::PermissionDenied,
-            "unauthorized_client",
-        );
+        assert_unauthorized_client(watch_on(app.channel(), Some(bad), 0).await);
     }
 }
 
@@ -312,11 +302,7 @@ async fn streams_beyond_the_bound_are_refused_with_resource_exhausted() {
     let first = watch(&app, 0).await;
     let _second = watch(&app, 0).await;
     let bearer = app.introspection_bearer().await;
-    assert_error(
-        watch_on(app.channel(), Some(&bearer), 0).await,
-        Code::ResourceExhausted,
-        "slow_down",
-    );
+    assert_slow_down(watch_on(app.channel(), Some(&bearer), 0).await);
     // A stream that ends gives its place back, once the server hears of the end.
     drop(first);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -72,7 +72,10 @@ impl std::fmt::Debug for IssuedToken {
         f.debug_struct("IssuedToken")
             .field("access_token", &"[REDACTED]")
             .field("expires_in_secs", &self.expires_in_secs)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("scope", &self.scope)
             .field("issued_token_type", &self.issued_token_type)
             .finish()

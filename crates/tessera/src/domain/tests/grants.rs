@@ -445,3 +445,65 @@ async fn every_call_answers_unavailable_while_the_database_is_unusable() {
         .await
         .expect("back");
 }
+
+#[tokio::test]
+async fn a_locked_username_is_refused_from_memory_without_a_write() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("hal@example.com").await;
+    for _ in 0..5 {
+        assert_reason(
+            world
+                .login(&client, "hal@example.com", "wrong password!")
+                .await,
+            "invalid_grant",
+        );
+    }
+    assert_reason(
+        world.login(&client, "hal@example.com", PASSWORD).await,
+        "slow_down",
+    );
+    let writes = world.repo.throttle_writes();
+    for _ in 0..20 {
+        assert_reason(
+            world.login(&client, "hal@example.com", PASSWORD).await,
+            "slow_down",
+        );
+    }
+    assert_eq!(
+        world.repo.throttle_writes(),
+        writes,
+        "no write for a locked key"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_refused_for_its_address_counts_not_against_the_username() {
+    use crate::domain::{clock::Clock, repository::ThrottleRepository};
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    world.user("ivy@example.com").await;
+    let now = world.clock.now_ms();
+    world
+        .repo
+        .count_attempt("addr:203.0.113.9", now, 900_000)
+        .await
+        .expect("count");
+    world
+        .repo
+        .lock_key("addr:203.0.113.9", now, now + 600_000)
+        .await
+        .expect("lock");
+    let mut request = request(&client, None, password_grant("ivy@example.com", PASSWORD));
+    request.end_user_address = Some("203.0.113.9".into());
+    assert_reason(world.tokens.issue(request).await, "slow_down");
+    assert_eq!(
+        world
+            .repo
+            .read_counter("user:ivy@example.com")
+            .await
+            .expect("read"),
+        None,
+        "the username was not charged"
+    );
+}
