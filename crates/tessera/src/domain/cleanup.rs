@@ -34,6 +34,7 @@ pub fn cutoffs(policy: &TokenPolicy, now: i64) -> Cutoffs {
         refresh_tokens_expired: now - leeway,
         sessions_over: now - leeway - window,
         revocations_expired: now - leeway,
+        revocations_made_before: now - leeway - window,
         throttles_idle_since: now - leeway - QUIET_MS.max(ms(MAX_LOCK)),
         throttle_windows_started: now - leeway - ms(WINDOW),
         throttle_locks_ended: now - leeway,

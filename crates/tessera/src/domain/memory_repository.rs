@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::repository::{
     CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, KeyRepository,
-    LiveRevocations, NewSession, RefreshTokenRecord, RepositoryError, RevocationEvent,
+    LiveRevocations, LogPage, NewSession, RefreshTokenRecord, RepositoryError, RevocationEvent,
     RevocationKind, RevocationLog, SessionRecord, SessionRepository, SigningKeyRecord,
     ThrottleCount, ThrottleRepository, UserRecord, UserRepository,
 };
@@ -405,14 +405,20 @@ impl KeyRepository for MemoryRepository {
 
 #[async_trait]
 impl RevocationLog for MemoryRepository {
-    async fn revocations_after(&self, after: u64, limit: u64) -> Result<Vec<RevocationEvent>> {
+    async fn revocations_after(&self, after: u64, limit: u64) -> Result<LogPage> {
         self.with(|t| {
-            Ok(t.events
+            let events: Vec<RevocationEvent> = t
+                .events
                 .iter()
                 .filter(|e| e.sequence > after)
                 .take(usize::try_from(limit).unwrap_or(usize::MAX))
                 .cloned()
-                .collect())
+                .collect();
+            Ok(LogPage {
+                rows: u64::try_from(events.len()).unwrap_or(u64::MAX),
+                last_sequence: events.last().map(|e| e.sequence),
+                events,
+            })
         })
     }
 
@@ -526,8 +532,10 @@ impl CleanupRepository for MemoryRepository {
             }
             deleted.sessions = over.len() as u64;
             let before = t.events.len();
-            t.events
-                .retain(|e| e.expires_at >= cutoffs.revocations_expired);
+            t.events.retain(|e| {
+                e.expires_at >= cutoffs.revocations_expired
+                    || e.revoked_at >= cutoffs.revocations_made_before
+            });
             deleted.revocation_events = (before - t.events.len()) as u64;
             let before = t.throttles.len();
             t.throttles.retain(|_, (count, updated_at)| {

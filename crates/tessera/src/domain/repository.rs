@@ -127,6 +127,18 @@ pub struct RevocationEvent {
     pub expires_at: i64,
 }
 
+/// One read of the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogPage {
+    /// The events read, in sequence order (events of a kind this version does not know are
+    /// left out, but counted below).
+    pub events: Vec<RevocationEvent>,
+    /// The highest sequence read, known kind or not (the cursor to read on from).
+    pub last_sequence: Option<u64>,
+    /// Rows read, known kind or not.
+    pub rows: u64,
+}
+
 /// The part of the log that can still matter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveRevocations {
@@ -158,8 +170,11 @@ pub struct Cutoffs {
     pub refresh_tokens_expired: i64,
     /// Sessions that ended or expired by then: their refresh tokens first, then the session.
     pub sessions_over: i64,
-    /// Revocation events that expired by then.
+    /// Revocation events that expired by then...
     pub revocations_expired: i64,
+    /// ...and were made by then (kept for the longest a token lives, whatever lifetimes
+    /// their writer assumed).
+    pub revocations_made_before: i64,
     /// Throttle rows last counted by then...
     pub throttles_idle_since: i64,
     /// ...whose window started by then...
@@ -288,8 +303,8 @@ pub trait KeyRepository: Send + Sync {
 
 #[async_trait]
 pub trait RevocationLog: Send + Sync {
-    /// Events with a sequence above `after`, in sequence order, `limit` at most.
-    async fn revocations_after(&self, after: u64, limit: u64) -> Result<Vec<RevocationEvent>>;
+    /// Events with a sequence above `after`, in sequence order, `limit` rows at most.
+    async fn revocations_after(&self, after: u64, limit: u64) -> Result<LogPage>;
     /// Every event not expired at `now`, and the log's head.
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations>;
 }

@@ -36,10 +36,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// With the poll interval, every call that relies on the view fails within two seconds of the
 /// database going away.
 const STALE_AFTER_MS: i64 = 1_500;
-/// Events read per query.
-const READ_BATCH: u64 = 5_000;
+/// Events read per query: well below what the feed holds, so that one read never makes a
+/// stream that keeps up fall behind.
+const READ_BATCH: u64 = 1_000;
 /// Events a stream may fall behind the feed before it is cut off (it reconnects and resumes).
-pub const FEED_CAPACITY: usize = 4_096;
+pub const FEED_CAPACITY: usize = 16_384;
 
 #[derive(Default)]
 struct State {
@@ -101,12 +102,20 @@ impl State {
         }
     }
 
-    /// Forgets every event that no active token can need any more.
-    fn forget_expired(&mut self, now: i64) {
+    /// Forgets every event that no active token can need any more: past its `expires_at`, and
+    /// at least `keep_ms` (this instance's own longest token lifetime plus leeway) after it was
+    /// made, whatever lifetimes its writer assumed.
+    fn forget_expired(&mut self, now: i64, keep_ms: i64) {
         let expired: Vec<u64> = self
             .held
             .iter()
-            .filter(|(sequence, event)| event.expires_at < now && **sequence <= self.delivered)
+            .filter(|(sequence, event)| {
+                event
+                    .expires_at
+                    .max(event.revoked_at.saturating_add(keep_ms))
+                    < now
+                    && **sequence <= self.delivered
+            })
             .map(|(sequence, _)| *sequence)
             .collect();
         for sequence in expired {
@@ -157,6 +166,9 @@ pub struct Subscription {
 pub struct RevocationView {
     repo: SharedRepository,
     clock: SharedClock,
+    /// How long this instance's own tokens may need an event: its longest token lifetime,
+    /// plus the leeway.
+    keep_ms: i64,
     state: RwLock<State>,
     last_read: AtomicI64,
     feed: broadcast::Sender<Arc<RevocationEvent>>,
@@ -170,10 +182,17 @@ impl std::fmt::Debug for RevocationView {
 }
 
 impl RevocationView {
-    /// Loads every event that can still matter, and every disabled client.
-    pub async fn load(repo: SharedRepository, clock: SharedClock) -> Result<Self, DomainError> {
+    /// Loads every event that can still matter, and every disabled client. `keep` is this
+    /// instance's longest token lifetime plus its leeway.
+    pub async fn load(
+        repo: SharedRepository,
+        keep: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, DomainError> {
         let now = clock.now_ms();
-        let live = repo.live_revocations(now).await?;
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        // Events past their `expires_at` but within this instance's own window are kept too.
+        let live = repo.live_revocations(now.saturating_sub(keep_ms)).await?;
         let mut state = State::default();
         for event in live.events {
             state.insert(Arc::new(event));
@@ -194,6 +213,7 @@ impl RevocationView {
         let view = Self {
             repo,
             clock,
+            keep_ms,
             state: RwLock::new(state),
             last_read: AtomicI64::new(now),
             feed: broadcast::channel(FEED_CAPACITY).0,
@@ -227,19 +247,21 @@ impl RevocationView {
         self.read_disabled_clients().await?;
         loop {
             let after = self.state.read().read_up_to;
-            let events = self.repo.revocations_after(after, READ_BATCH).await?;
-            let read = events.len();
+            let page = self.repo.revocations_after(after, READ_BATCH).await?;
             let mut state = self.state.write();
-            for event in events {
-                state.read_up_to = state.read_up_to.max(event.sequence);
+            // Every row counts, known kind or not, so that the cursor always moves on.
+            if let Some(last) = page.last_sequence {
+                state.read_up_to = state.read_up_to.max(last);
+            }
+            for event in page.events {
                 state.insert(Arc::new(event));
             }
             state.deliver(&self.feed);
-            if u64::try_from(read).unwrap_or(u64::MAX) < READ_BATCH {
+            if page.rows < READ_BATCH {
                 break;
             }
         }
-        self.state.write().forget_expired(now);
+        self.state.write().forget_expired(now, self.keep_ms);
         // Never backwards: a read that began before a later one finished vouches for less.
         self.last_read.fetch_max(now, Ordering::Relaxed);
         Ok(())

@@ -7,7 +7,7 @@ use quick_cache::sync::Cache;
 use super::{
     DomainError,
     clock::{SharedClock, ms},
-    repository::SharedRepository,
+    repository::{SharedRepository, ThrottleCount},
 };
 
 /// Failed attempts per username in a window before it locks.
@@ -96,8 +96,28 @@ impl LoginThrottle {
         for (key, limit) in &keys {
             self.check(key, *limit, now).await?;
         }
-        for (key, _) in &keys {
-            self.repo.count_attempt(key, now, ms(WINDOW)).await?;
+        // Charged one key at a time, atomically: of any number of concurrent attempts, only
+        // `limit` get through. One that goes over takes back what it charged.
+        let mut charged = Vec::with_capacity(keys.len());
+        for (key, limit) in &keys {
+            let count = self.repo.count_attempt(key, now, ms(WINDOW)).await?;
+            charged.push(*key);
+            let locked = count.locked_until.filter(|until| *until > now);
+            if locked.is_some() || count.failures > *limit {
+                let until = match locked {
+                    Some(until) => {
+                        // A locked key's counter is left alone: nothing to take back there.
+                        charged.pop();
+                        self.locked.insert((*key).to_owned(), until);
+                        until
+                    }
+                    None => self.lock(key, &count, now).await?,
+                };
+                for key in charged {
+                    self.repo.uncount_attempt(key, now).await?;
+                }
+                return Err(slow_down(until - now));
+            }
         }
         Ok(attempt)
     }
@@ -114,15 +134,22 @@ impl LoginThrottle {
         }
         let window_over = count.window_started_at <= now - ms(WINDOW);
         if !window_over && count.failures >= limit {
-            let until = count
-                .window_started_at
-                .saturating_add(ms(lock_span(count.lockouts)))
-                .max(now + 1_000);
-            self.repo.lock_key(key, now, until).await?;
-            self.locked.insert(key.to_owned(), until);
+            let until = self.lock(key, &count, now).await?;
             return Err(slow_down(until - now));
         }
         Ok(())
+    }
+
+    /// Locks `key`, which went over its limit, to the end of its window (longer at each
+    /// lockout); returns until when.
+    async fn lock(&self, key: &str, count: &ThrottleCount, now: i64) -> Result<i64, DomainError> {
+        let until = count
+            .window_started_at
+            .saturating_add(ms(lock_span(count.lockouts)))
+            .max(now + 1_000);
+        self.repo.lock_key(key, now, until).await?;
+        self.locked.insert(key.to_owned(), until);
+        Ok(until)
     }
 
     /// The attempt got no verdict (for instance, no hashing capacity): it does not count.

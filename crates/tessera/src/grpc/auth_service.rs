@@ -246,7 +246,7 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
                     retry_after: std::time::Duration::from_secs(1),
                 })?;
             let subscription = tokens.watch_revocations(after_sequence)?;
-            Ok(watch::start(subscription, after_sequence, permit))
+            Ok(watch::start(tokens, subscription, after_sequence, permit))
         })
         .await
     }

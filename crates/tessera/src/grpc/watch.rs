@@ -3,7 +3,7 @@
 //! in sequence order as it commits, and a heartbeat every 5 s while idle. Streams are bounded
 //! in number; a stream whose reader falls behind is ended (the caller reconnects and resumes
 //! from the last sequence it saw), so that a stalled reader costs a bounded buffer.
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::{auth_service::timestamp, pb};
 use crate::domain::{
-    DomainError,
+    DomainError, TokenService,
     clock::now_ms,
     repository::{RevocationEvent, RevocationKind},
     revocation_view::{StreamStart, Subscription},
@@ -21,8 +21,12 @@ use crate::domain::{
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
 /// How often an idle stream gets a heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-/// Messages a stream may have waiting for its reader before it is ended.
+/// Messages a stream may have waiting for its reader.
 const STREAM_BUFFER: usize = 256;
+/// How long a stream's reader may leave a full buffer untouched before the stream is ended.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an open stream checks that the view it is fed from is fresh.
+const FRESHNESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// What `WatchRevocations` answers with.
 pub type WatchStream =
@@ -31,12 +35,13 @@ pub type WatchStream =
 /// Starts feeding one stream; `permit` is its place among the bounded streams, held until it
 /// ends.
 pub fn start(
+    tokens: Arc<TokenService>,
     subscription: Subscription,
     after_sequence: u64,
     permit: OwnedSemaphorePermit,
 ) -> WatchStream {
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(feed(sender, subscription, after_sequence, permit));
+    tokio::spawn(feed(tokens, sender, subscription, after_sequence, permit));
     Box::pin(ReceiverStream::new(receiver))
 }
 
@@ -46,6 +51,9 @@ enum Stop {
     Gone,
     /// The reader fell behind: it is told so, in the last place of its buffer.
     Behind,
+    /// The view stopped reading the log (the database is away): the stream would go on
+    /// heartbeating while revocations made elsewhere go unsent. The reader is told so.
+    Stale,
 }
 
 struct Outlet {
@@ -53,16 +61,20 @@ struct Outlet {
 }
 
 impl Outlet {
-    fn send(&self, event: pb::watch_revocations_response::Event) -> Result<(), Stop> {
-        if self.sender.is_closed() {
-            return Err(Stop::Gone);
-        }
-        // One place stays free for the status that ends a stream whose reader is behind.
-        if self.sender.capacity() <= 1 {
-            return Err(Stop::Behind);
-        }
+    /// Sends a message as soon as the reader has room for it, within [`SEND_TIMEOUT`]. One
+    /// place always stays free, for the status that ends a stream.
+    async fn send(&self, event: pb::watch_revocations_response::Event) -> Result<(), Stop> {
         let message = pb::WatchRevocationsResponse { event: Some(event) };
-        self.sender.try_send(Ok(message)).map_err(|_| Stop::Behind)
+        match tokio::time::timeout(SEND_TIMEOUT, self.sender.reserve_many(2)).await {
+            Ok(Ok(mut places)) => {
+                if let Some(place) = places.next() {
+                    place.send(Ok(message));
+                }
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => Err(Stop::Behind),
+        }
     }
 
     fn end(&self, status: Status) {
@@ -71,23 +83,33 @@ impl Outlet {
 }
 
 async fn feed(
+    tokens: Arc<TokenService>,
     sender: mpsc::Sender<Result<pb::WatchRevocationsResponse, Status>>,
     mut subscription: Subscription,
     after_sequence: u64,
     _permit: OwnedSemaphorePermit,
 ) {
     let outlet = Outlet { sender };
-    let stopped = run(&outlet, &mut subscription, after_sequence).await;
+    let stopped = run(&tokens, &outlet, &mut subscription, after_sequence).await;
     match stopped {
         Stop::Gone => {}
         Stop::Behind => {
             tracing::info!("a WatchRevocations reader fell behind: stream ended");
             outlet.end(Status::from(DomainError::Unavailable));
         }
+        Stop::Stale => {
+            tracing::info!("revocations cannot be read: WatchRevocations stream ended");
+            outlet.end(Status::from(DomainError::Unavailable));
+        }
     }
 }
 
-async fn run(outlet: &Outlet, subscription: &mut Subscription, after_sequence: u64) -> Stop {
+async fn run(
+    tokens: &TokenService,
+    outlet: &Outlet,
+    subscription: &mut Subscription,
+    after_sequence: u64,
+) -> Stop {
     use pb::watch_revocations_response::Event;
     let start = std::mem::replace(&mut subscription.start, StreamStart::Replay(Vec::new()));
     let mut last = match start {
@@ -96,7 +118,7 @@ async fn run(outlet: &Outlet, subscription: &mut Subscription, after_sequence: u
                 sequence,
                 revocations: events.iter().map(|e| revocation(e)).collect(),
             };
-            if let Err(stop) = outlet.send(Event::Snapshot(snapshot)) {
+            if let Err(stop) = outlet.send(Event::Snapshot(snapshot)).await {
                 return stop;
             }
             sequence
@@ -104,7 +126,7 @@ async fn run(outlet: &Outlet, subscription: &mut Subscription, after_sequence: u
         StreamStart::Replay(events) => {
             let mut last = after_sequence;
             for event in events {
-                if let Err(stop) = outlet.send(Event::Revocation(revocation(&event))) {
+                if let Err(stop) = outlet.send(Event::Revocation(revocation(&event))).await {
                     return stop;
                 }
                 last = last.max(event.sequence);
@@ -117,18 +139,21 @@ async fn run(outlet: &Outlet, subscription: &mut Subscription, after_sequence: u
         HEARTBEAT_EVERY,
     );
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut freshness = tokio::time::interval(FRESHNESS_CHECK_EVERY);
+    let Subscription { feed, closing, .. } = subscription;
+    freshness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
-            _ = subscription.closing.wait_for(|closing| *closing) => {
+            () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
                 outlet.end(Status::from(DomainError::Unavailable));
                 return Stop::Gone;
             }
             () = outlet.sender.closed() => return Stop::Gone,
-            received = subscription.feed.recv() => match received {
+            received = feed.recv() => match received {
                 Ok(event) if event.sequence <= last => {}
                 Ok(event) => {
-                    if let Err(stop) = outlet.send(Event::Revocation(revocation(&event))) {
+                    if let Err(stop) = outlet.send(Event::Revocation(revocation(&event))).await {
                         return stop;
                     }
                     last = event.sequence;
@@ -137,12 +162,17 @@ async fn run(outlet: &Outlet, subscription: &mut Subscription, after_sequence: u
                 Err(RecvError::Lagged(_)) => return Stop::Behind,
                 Err(RecvError::Closed) => return Stop::Gone,
             },
+            _ = freshness.tick() => {
+                if tokens.revocations().is_stale(tokens.now_ms()) {
+                    return Stop::Stale;
+                }
+            }
             _ = heartbeat.tick() => {
                 let beat = pb::Heartbeat {
                     sequence: last,
                     server_time: Some(timestamp(now_ms())),
                 };
-                if let Err(stop) = outlet.send(Event::Heartbeat(beat)) {
+                if let Err(stop) = outlet.send(Event::Heartbeat(beat)).await {
                     return stop;
                 }
             }

@@ -189,9 +189,13 @@ pub async fn build_token_service(
     .context("cannot open the signing keys")?;
     let hasher =
         HashingPool::for_this_machine(config.hash_cost).context("invalid argon2 parameters")?;
-    let revoked = RevocationView::load(repo.clone(), clock.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
+    let revoked = RevocationView::load(
+        repo.clone(),
+        config.policy.key_verification_window(),
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot load revocations: {e}"))?;
     // Made now, so that the first unknown username does not pay for it (or need a second
     // place in the hashing pool while holding one).
     hasher

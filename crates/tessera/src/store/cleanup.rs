@@ -80,7 +80,8 @@ impl CleanupRepository for Store {
                 revocation_log::Entity,
                 revocation_log::Column::Sequence,
                 Condition::all()
-                    .add(revocation_log::Column::ExpiresAt.lt(cutoffs.revocations_expired)),
+                    .add(revocation_log::Column::ExpiresAt.lt(cutoffs.revocations_expired))
+                    .add(revocation_log::Column::RevokedAt.lt(cutoffs.revocations_made_before)),
                 batch,
             )
             .await?;

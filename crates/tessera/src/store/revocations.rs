@@ -14,7 +14,7 @@ use super::entity::revocation_log;
 use super::records::{event_of, kind_text};
 use super::{Store, StoreError};
 use crate::domain::repository::{
-    LiveRevocations, RepositoryError, RevocationEvent, RevocationKind, RevocationLog,
+    LiveRevocations, LogPage, RepositoryError, RevocationKind, RevocationLog,
 };
 
 /// Appends an event to the log inside the caller's transaction, as its last write; returns
@@ -93,24 +93,23 @@ impl Store {
 
 #[async_trait]
 impl RevocationLog for Store {
-    async fn revocations_after(
-        &self,
-        after: u64,
-        limit: u64,
-    ) -> Result<Vec<RevocationEvent>, RepositoryError> {
-        Ok(revocation_log::Entity::find()
+    async fn revocations_after(&self, after: u64, limit: u64) -> Result<LogPage, RepositoryError> {
+        let rows = revocation_log::Entity::find()
             .filter(revocation_log::Column::Sequence.gt(i64::try_from(after).unwrap_or(i64::MAX)))
             .order_by_asc(revocation_log::Column::Sequence)
             .limit(limit)
             .all(&self.db)
-            .await?
-            .into_iter()
-            .filter_map(event_of)
-            .collect())
+            .await?;
+        Ok(LogPage {
+            rows: u64::try_from(rows.len()).unwrap_or(u64::MAX),
+            last_sequence: rows.last().and_then(|row| u64::try_from(row.sequence).ok()),
+            events: rows.into_iter().filter_map(event_of).collect(),
+        })
     }
 
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations, RepositoryError> {
-        // One snapshot for both reads, so that the head matches the events.
+        // The head first: every event at or below it is committed, so the events read next
+        // (up to the head) are all of them.
         let txn = self.db.begin().await?;
         let head: i64 = txn
             .query_one_raw(Statement::from_string(

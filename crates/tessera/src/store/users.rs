@@ -1,7 +1,7 @@
 //! Queries on users.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
 };
 
 use async_trait::async_trait;
@@ -130,27 +130,20 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        // The user row is locked by the update above, so no login can add a session between
-        // this read and the update below (its guarded insert waits, then fails).
-        let live: Vec<String> = sessions::Entity::find()
-            .select_only()
-            .column(sessions::Column::Sid)
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::EndedAt.is_null())
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        sessions::Entity::update_many()
+        // The user row is locked by the update above, so no login can add a session meanwhile
+        // (its guarded insert waits, then fails). The sessions this update ends are exactly the
+        // ones logged: one that a logout ends at the same moment is that logout's to log.
+        let ended = sessions::Entity::update_many()
             .col_expr(sessions::Column::EndedAt, Expr::value(now))
             .col_expr(sessions::Column::EndReason, Expr::value(reason))
             .filter(sessions::Column::UserId.eq(user_id))
             .filter(sessions::Column::EndedAt.is_null())
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await?;
-        // One event per ended session: instances match them by sid, whatever their clocks
-        // (a cut-off by time would depend on every instance's clock agreeing with ours).
-        for sid in &live {
-            revocations::record(&txn, RevocationKind::Session, sid, now, expires_at).await?;
+        // One event per ended session: instances match them by sid.
+        for session in &ended {
+            revocations::record(&txn, RevocationKind::Session, &session.sid, now, expires_at)
+                .await?;
         }
         txn.commit().await?;
         Ok(true)

@@ -99,6 +99,7 @@ async fn revocation_events_about(app: &TestApp, subject: &str) -> usize {
         .revocations_after(0, 100_000)
         .await
         .expect("read revocation events")
+        .events
         .into_iter()
         .filter(|e| e.subject == subject)
         .count()
@@ -314,6 +315,7 @@ async fn deletes_go_in_batches_until_nothing_is_left() {
         refresh_tokens_expired: i64::MIN,
         sessions_over: i64::MIN,
         revocations_expired: now,
+        revocations_made_before: now,
         throttles_idle_since: i64::MIN,
         throttle_windows_started: i64::MIN,
         throttle_locks_ended: i64::MIN,

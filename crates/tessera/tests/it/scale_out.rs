@@ -24,10 +24,12 @@ async fn introspect(channel: &Channel, bearer: &str, token: &str) -> pb::Introsp
 
 /// Whether a failed call may be retried on another instance: the instance is gone or
 /// cannot serve right now.
+/// What a client retries: an instance going away (UNAVAILABLE, or a broken connection), and
+/// `slow_down` (RESOURCE_EXHAUSTED: hashing capacity full, as a busy test machine can make it).
 fn retryable(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::ResourceExhausted
     )
 }
 

@@ -324,9 +324,19 @@ async fn a_reader_that_stops_reading_is_cut_off() {
     let app = TestApp::spawn().await;
     let mut stalled = watch(&app, 0).await;
     snapshot(&mut stalled).await;
-    // More revocations than the stream's buffer, the server's send buffer and the
-    // connection's window hold, committed at once (as a busy log would see them).
-    flood_the_log(&app, 10_000).await;
+    // More revocations than the feed holds for a stream that does not keep up, plus what the
+    // connection's windows and send buffers absorb (megabytes), committed at once.
+    flood_the_log(&app, 60_000).await;
+    // The reader stays stalled until the instance has sent the whole flood to its feed.
+    let head = app.store.live_revocations(0).await.expect("log").head;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.tokens.revocations().sequence() < head {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood never reached the feed"
+        );
+        tokio::task::yield_now().await;
+    }
     // Reading again drains what was buffered, then the server's verdict.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -341,25 +351,55 @@ async fn a_reader_that_stops_reading_is_cut_off() {
     .expect("the stream ends");
     let status = ended.expect("ended with a status");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    // The instance goes on serving other streams.
-    let mut fresh = watch(&app, 0).await;
-    assert!(snapshot(&mut fresh).await.revocations.len() >= 10_000);
+    // The instance goes on serving other streams, once its view has caught up with the flood.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.tokens.revocations().is_stale(app.now_ms()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the view never caught up"
+        );
+        tokio::task::yield_now().await;
+    }
+    let head = app.tokens.revocations().sequence();
+    watch(&app, head).await;
+}
+
+#[tokio::test]
+async fn a_reader_that_keeps_reading_gets_a_burst_whole_and_in_order() {
+    let app = TestApp::spawn().await;
+    let mut reader = watch(&app, 0).await;
+    let start = snapshot(&mut reader).await.sequence;
+    let reading = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < 5_000 {
+            seen.push(next_revocation(&mut reader).await.sequence);
+        }
+        seen
+    });
+    flood_the_log(&app, 5_000).await;
+    let seen = reading.await.expect("reader");
+    let expected: Vec<u64> = (start + 1..=start + 5_000).collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]
 async fn a_cursor_older_than_what_the_server_holds_gets_a_snapshot() {
     let app = TestApp::spawn_with_manual_clock(|_| {}).await;
     let client = app.marketplace_client().await;
-    let old = app.anonymous_token(&client).await;
     let mut stream = watch(&app, 0).await;
     snapshot(&mut stream).await;
-    logout(&app, &client, &old).await;
-    let forgotten = next_revocation(&mut stream).await.sequence;
+    let mut forgotten = 0;
+    for _ in 0..2 {
+        let old = app.anonymous_token(&client).await;
+        logout(&app, &client, &old).await;
+        forgotten = next_revocation(&mut stream).await.sequence;
+    }
     drop(stream);
     // Past the token's expiry: the server forgets its revocation.
     app.advance(Duration::from_secs(11 * 60)).await;
     let new = app.anonymous_token(&client).await;
     logout(&app, &client, &new).await;
+    // A cursor between two forgotten revocations: not 0, yet older than what is held.
     let mut resumed = watch(&app, forgotten - 1).await;
     let snapshot = snapshot(&mut resumed).await;
     assert_eq!(snapshot.revocations.len(), 1, "{snapshot:?}");
@@ -386,4 +426,33 @@ async fn flood_the_log(app: &TestApp, count: i64) {
     .await
     .expect("counter");
     txn.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn events_of_a_kind_this_version_does_not_know_hold_nothing_up() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let token = app.anonymous_token(&client).await;
+    let mut stream = watch(&app, 0).await;
+    let start = snapshot(&mut stream).await.sequence;
+    // What a newer release might write: a full read batch and more of a kind unknown here.
+    let txn = app.store.connection().begin().await.expect("begin");
+    let now = now_ms();
+    txn.execute_unprepared(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
+         INSERT INTO revocation_log (sequence, kind, subject, revoked_at, expires_at) \
+         SELECT {start} + i, 'future', 'x-' || i, {now}, {} FROM n",
+        now + 600_000
+    ))
+    .await
+    .expect("unknown kinds");
+    txn.execute_unprepared("UPDATE revocation_sequence SET last = last + 1500 WHERE id = 1")
+        .await
+        .expect("counter");
+    txn.commit().await.expect("commit");
+    logout(&app, &client, &token).await;
+    let next = next_revocation(&mut stream).await;
+    assert_eq!(next.sequence, start + 1_501);
+    assert!(matches!(next.target, Some(Target::TokenId(_))));
 }

@@ -292,22 +292,21 @@ impl TokenService {
     }
 
     /// Ends a session, in the database and (at once) in this instance's view. A session the
-    /// view knows ended costs nothing; one that ended elsewhere a moment ago writes nothing
-    /// and makes the view read the log now, so that it holds from the next call on.
+    /// view knows ended costs nothing; one that ended already writes nothing (the view learns
+    /// of an end made elsewhere from the log, within a poll).
     async fn end_session(&self, sid: &str, now: i64, reason: &str) -> Result<(), DomainError> {
         if self.revoked.is_session_revoked(sid) {
             return Ok(());
         }
         let expires_at = self.revocation_expiry(now);
-        match self.repo.end_session(sid, now, reason, expires_at).await? {
-            Some(sequence) => self.revoked.apply(RevocationEvent {
+        if let Some(sequence) = self.repo.end_session(sid, now, reason, expires_at).await? {
+            self.revoked.apply(RevocationEvent {
                 sequence,
                 kind: RevocationKind::Session,
                 subject: sid.to_owned(),
                 revoked_at: now,
                 expires_at,
-            }),
-            None => self.revoked.refresh().await?,
+            });
         }
         Ok(())
     }

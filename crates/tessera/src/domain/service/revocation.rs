@@ -62,16 +62,14 @@ impl TokenService {
         let expires_at = claims
             .expires_at
             .saturating_add(ms(self.policy.clock_leeway));
-        match self.repo.revoke_token(&claims.jti, now, expires_at).await? {
-            Some(sequence) => self.revoked.apply(RevocationEvent {
+        if let Some(sequence) = self.repo.revoke_token(&claims.jti, now, expires_at).await? {
+            self.revoked.apply(RevocationEvent {
                 sequence,
                 kind: RevocationKind::Token,
                 subject: claims.jti.clone(),
                 revoked_at: now,
                 expires_at,
-            }),
-            // Revoked elsewhere a moment ago: read it now, so that it holds from the next call.
-            None => self.revoked.refresh().await?,
+            });
         }
         Ok(())
     }

@@ -91,7 +91,7 @@ impl World {
         let keys = KeyRing::open(shared.clone(), master, window, clock.clone())
             .await
             .expect("key ring");
-        let revoked = RevocationView::load(shared.clone(), clock.clone())
+        let revoked = RevocationView::load(shared.clone(), window, clock.clone())
             .await
             .expect("revocation view");
         TokenService::new(shared, keys, hasher.clone(), policy, revoked, clock)

@@ -25,9 +25,13 @@ fn claims(at: i64, jti: &str, sid: Option<&str>, client_id: &str) -> AccessClaim
 
 async fn view(world: &World) -> RevocationView {
     let shared: SharedRepository = world.repo.clone();
-    RevocationView::load(shared, Arc::new(world.clock.clone()))
-        .await
-        .expect("view")
+    RevocationView::load(
+        shared,
+        Duration::from_secs(60),
+        Arc::new(world.clock.clone()),
+    )
+    .await
+    .expect("view")
 }
 
 /// Logs a token revocation as another instance (or the CLI) would, stamped `stamped_at` and
