@@ -81,6 +81,7 @@ impl Harness {
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
             max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+            trusted_proxies: Vec::new(),
             // The harness keeps its fixtures for the whole run.
             cleanup_interval: Duration::ZERO,
         };
@@ -143,7 +144,7 @@ impl Harness {
 async fn fixtures(store: &Store, tokens: &Arc<TokenService>) -> Vec<String> {
     let hasher = tokens.hasher();
     let create = |name: &'static str, kind, with_secret| async move {
-        let c = clients::create_client(store, hasher, name, kind, with_secret)
+        let c = clients::create_client(store, name, kind, with_secret)
             .await
             .expect("client");
         (

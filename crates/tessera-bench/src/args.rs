@@ -55,6 +55,26 @@ pub struct Args {
     /// Soak: how often req/s, VmRSS and table sizes are sampled (one line each).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub sample_every: Duration,
+    /// Instead of the scenarios, the revocation feed (WatchRevocations): the CPU and memory
+    /// of --watch-streams idle streams, revocation-to-delivery latency on one instance and
+    /// across two (--duration of logouts each), and IntrospectToken (--concurrency slots)
+    /// alone, under a flood of RevokeToken of one revoked token (--flood-slots), under as
+    /// many slots of health checks, and alone again.
+    #[arg(long, conflicts_with_all = ["soak", "scenarios"])]
+    pub watch: bool,
+    /// Watch: streams held open at once.
+    #[arg(long, default_value_t = 1_000)]
+    pub watch_streams: usize,
+    /// Watch: HTTP/2 connections the streams are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub watch_connections: usize,
+    /// Watch: how long CPU time is measured with no stream and with the idle streams (two
+    /// heartbeats in the default).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub watch_idle: Duration,
+    /// Watch: slots revoking the same already revoked token during the flood.
+    #[arg(long, default_value_t = 8)]
+    pub flood_slots: usize,
 }
 
 /// The scenarios, in the order they run.

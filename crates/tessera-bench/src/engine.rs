@@ -19,18 +19,30 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::requests::{Caller, Outcome};
 
-/// `connections` HTTP/2 connections to the server at `addr`.
+/// `connections` HTTP/2 connections to the server at `addr`, each call on them limited to 30s.
 pub async fn connect(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>> {
+    connect_with(addr, connections, Some(Duration::from_secs(30))).await
+}
+
+/// `connections` HTTP/2 connections to the server at `addr`; `timeout` limits each call (none
+/// for connections that carry long-lived streams).
+pub async fn connect_with(
+    addr: &str,
+    connections: usize,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<Channel>> {
     let uri = if addr.contains("://") {
         addr.to_owned()
     } else {
         format!("http://{addr}")
     };
-    let endpoint = Endpoint::from_shared(uri.clone())
+    let mut endpoint = Endpoint::from_shared(uri.clone())
         .with_context(|| format!("invalid server address {addr}"))?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30));
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(timeout) = timeout {
+        endpoint = endpoint.timeout(timeout);
+    }
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(

@@ -10,10 +10,7 @@ use std::{
 use anyhow::{Context, anyhow, bail};
 use secrecy::ExposeSecret;
 use tessera::{
-    domain::{
-        clients::{ClientKind, create_client},
-        hashing::HashingPool,
-    },
+    domain::clients::{ClientKind, create_client},
     store::Store,
 };
 use tessera_testkit::describe;
@@ -37,14 +34,9 @@ pub struct Clients {
 
 impl Clients {
     /// Registers both, through the library, under names made of `run_id`.
-    pub async fn register(
-        store: &Store,
-        hasher: &HashingPool,
-        run_id: &str,
-    ) -> anyhow::Result<Self> {
+    pub async fn register(store: &Store, run_id: &str) -> anyhow::Result<Self> {
         let market_id = create_client(
             store,
-            hasher,
             &format!("tessera-bench-{run_id}-web"),
             ClientKind::Marketplace,
             false,
@@ -54,7 +46,6 @@ impl Clients {
         .client_id;
         let integ = create_client(
             store,
-            hasher,
             &format!("tessera-bench-{run_id}-backend"),
             ClientKind::Integration,
             false,
@@ -173,13 +164,9 @@ pub struct Fixture {
 
 impl Fixture {
     /// Registers the clients and gets the first credentials.
-    pub async fn set_up(
-        store: &Store,
-        hasher: &HashingPool,
-        channel: &Channel,
-    ) -> anyhow::Result<Self> {
+    pub async fn set_up(store: &Store, channel: &Channel) -> anyhow::Result<Self> {
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-        let clients = Clients::register(store, hasher, &run_id).await?;
+        let clients = Clients::register(store, &run_id).await?;
         let credentials = clients.credentials(channel).await?;
         Ok(Self {
             clients,

@@ -8,6 +8,9 @@
 //! latency and the count of every non-OK status, each also as a ratio to the grpc.health Check
 //! baseline measured in the same run.
 //!
+//! `--watch` measures the revocation feed instead (WatchRevocations: idle streams, delivery
+//! latency on one instance and across two, introspection under a flood of revocations).
+//!
 //! cargo run --release -p tessera-bench -- --duration 10s --warmup 2s
 mod args;
 mod database;
@@ -19,6 +22,7 @@ mod rss;
 mod scenarios;
 mod server;
 mod soak;
+mod watch;
 
 /// The same allocator as the `tessera` binary, so that the in-process server behaves alike.
 #[global_allocator]
@@ -113,7 +117,7 @@ async fn bench_against(
     // Clients and users, through the library.
     let hasher = HashingPool::new(HashCost::OWASP, cpus, Duration::from_secs(120))
         .map_err(|e| anyhow!("invalid argon2 parameters: {e}"))?;
-    let fixture = Fixture::set_up(&server.store, &hasher, &channels[0]).await?;
+    let fixture = Fixture::set_up(&server.store, &channels[0]).await?;
     eprintln!(
         "setup: 2 clients, introspection bearer, hot token in {:.2}s",
         setup_started.elapsed().as_secs_f64()
@@ -143,6 +147,13 @@ async fn bench_against(
         args.concurrency,
         match args.soak {
             Some(length) => format!("soak of {}", humantime::format_duration(length)),
+            None if args.watch => format!(
+                "revocation feed: {} streams over {} connections, {} warm-up + {} window per part",
+                args.watch_streams,
+                args.watch_connections,
+                humantime::format_duration(args.warmup),
+                humantime::format_duration(args.duration)
+            ),
             None => format!(
                 "{} warm-up + {} window per scenario",
                 humantime::format_duration(args.warmup),
@@ -152,6 +163,7 @@ async fn bench_against(
     );
     match args.soak {
         Some(length) => soak::run(&mut setup, length).await,
+        None if args.watch => watch::run(&mut setup, server).await,
         None => scenarios::run(&mut setup, scenarios).await,
     }
 }

@@ -25,10 +25,11 @@ pub struct Server {
     in_process: Option<InProcess>,
 }
 
-/// A server started in-process, and how to stop it.
+/// A server started in-process, how to stop it, and its configuration (for a sibling).
 struct InProcess {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    config: Config,
 }
 
 impl Server {
@@ -57,13 +58,18 @@ impl Server {
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
             max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+            trusted_proxies: Vec::new(),
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL
             } else {
                 tessera::domain::cleanup::DEFAULT_INTERVAL
             },
         };
-        let app = Application::build(config)
+        Self::spawn(config).await
+    }
+
+    async fn spawn(config: Config) -> anyhow::Result<Self> {
+        let app = Application::build(config.clone())
             .await
             .context("cannot start the in-process server")?;
         let (addr, store) = (app.local_addr().to_string(), app.store());
@@ -74,8 +80,15 @@ impl Server {
         Ok(Self {
             addr,
             store,
-            in_process: Some(InProcess { stop, task }),
+            in_process: Some(InProcess { stop, task, config }),
         })
+    }
+
+    /// A second in-process instance on the same database and master key (another port);
+    /// `None` for a `--target` server.
+    pub async fn sibling(&self) -> Option<anyhow::Result<Self>> {
+        let config = self.in_process.as_ref()?.config.clone();
+        Some(Self::spawn(config).await)
     }
 
     pub fn in_process(&self) -> bool {

@@ -58,6 +58,7 @@ pub fn test_config(db: &TestDb) -> Config {
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+        trusted_proxies: Vec::new(),
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     }
 }
@@ -205,7 +206,7 @@ impl TestApp {
         kind: ClientKind,
         with_secret: bool,
     ) -> (String, Option<String>) {
-        let created = clients::create_client(&self.store, &self.hasher, name, kind, with_secret)
+        let created = clients::create_client(&self.store, name, kind, with_secret)
             .await
             .expect("create client");
         let secret = created
@@ -251,7 +252,7 @@ impl TestApp {
 
     /// Gives a client a new secret, as `tessera client rotate-secret` does; returns it.
     pub async fn rotate_secret(&self, client_id: &str) -> String {
-        clients::rotate_secret(&self.store, &self.hasher, client_id)
+        clients::rotate_secret(&self.store, client_id)
             .await
             .expect("rotate secret")
             .expect("the client exists")

@@ -29,10 +29,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub async fn register(db: &TestDb, users_wanted: usize) -> Fixture {
     let store = Store::new(store::connect(&db.url).await.expect("connect"));
     let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(30)).expect("hasher");
-    let integ = clients::create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
+    let integ = clients::create_client(&store, "jobs", ClientKind::Integration, false)
         .await
         .expect("integration client");
-    let market = clients::create_client(&store, &hasher, "web", ClientKind::Marketplace, false)
+    let market = clients::create_client(&store, "web", ClientKind::Marketplace, false)
         .await
         .expect("marketplace client");
     let usernames = create_users(&store, &hasher, "user", users_wanted, PASSWORD)

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+        trusted_proxies: Vec::new(),
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     };
     let app = Application::build(config).await?;
@@ -62,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     }));
 
     let hasher = HashingPool::new(HashCost::OWASP, 2, Duration::from_secs(60))?;
-    let client_id = create_client(&store, &hasher, "bench", ClientKind::Marketplace, false)
+    let client_id = create_client(&store, "bench", ClientKind::Marketplace, false)
         .await?
         .client_id;
     // One user per round, so that no username reaches the throttle's lock.

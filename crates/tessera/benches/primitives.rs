@@ -65,6 +65,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
         introspection_auth: IntrospectionAuth::Bearer,
         hash_cost: HashCost::OWASP,
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
+        trusted_proxies: Vec::new(),
         cleanup_interval: Duration::ZERO,
     };
     rt.block_on(build_token_service(&config, SystemClock::shared()))

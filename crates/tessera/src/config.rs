@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// WatchRevocations streams this instance holds at most; more are refused.
     #[arg(long, env = "TESSERA_MAX_WATCH_STREAMS", default_value = "10000")]
     pub max_watch_streams: String,
+    /// Proxies whose `x-forwarded-for` is believed (CIDRs or addresses, comma-separated);
+    /// empty: none, and every caller is throttled by its own address.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 /// Who may call IntrospectToken.
@@ -229,6 +233,8 @@ pub struct Config {
     pub cleanup_interval: Duration,
     /// WatchRevocations streams held at most.
     pub max_watch_streams: usize,
+    /// Proxies whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for Config {
@@ -245,6 +251,7 @@ impl std::fmt::Debug for Config {
             .field("hash_cost", &self.hash_cost)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("max_watch_streams", &self.max_watch_streams)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -330,8 +337,30 @@ impl Config {
                     "a whole number of streams, such as 10000",
                 )
             })?,
+            trusted_proxies: trusted_proxies(&args.trusted_proxies)?,
         })
     }
+}
+
+/// `10.0.0.0/8, 192.0.2.7, 2001:db8::/32`: networks, or addresses standing for themselves.
+pub fn trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    ConfigError::new(
+                        "TESSERA_TRUSTED_PROXIES",
+                        entry,
+                        "expected CIDRs or addresses, comma-separated, such as 10.0.0.0/8, 192.0.2.7",
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Checks that a database URL names a backend Tessera speaks.
@@ -437,6 +466,7 @@ mod tests {
             hash_cost: HashCost::OWASP,
             cleanup_interval: Duration::ZERO,
             max_watch_streams: 1,
+            trusted_proxies: Vec::new(),
         };
         let args = MasterKeyArgs {
             master_key: Some("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=".into()),
@@ -474,5 +504,14 @@ mod tests {
             master_key_file: Some(path),
         };
         assert!(both.resolve().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_read_as_networks_and_addresses() {
+        let nets = trusted_proxies(" 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32").expect("valid");
+        assert_eq!(nets.len(), 3);
+        assert_eq!(nets[1].to_string(), "192.0.2.7/32");
+        assert!(trusted_proxies("").expect("empty").is_empty());
+        assert!(trusted_proxies("10.0.0.0/8, not-an-address").is_err());
     }
 }

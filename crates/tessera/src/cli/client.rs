@@ -4,11 +4,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{TokenLifetimeArgs, output, serve::open_store};
-use crate::config::{DatabaseArgs, HashArgs};
-use crate::domain::{
-    clients::{self, ClientKind},
-    hashing::HashingPool,
-};
+use crate::config::DatabaseArgs;
+use crate::domain::clients::{self, ClientKind};
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
@@ -58,10 +55,8 @@ impl From<KindArg> for ClientKind {
     }
 }
 
-pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: ClientCommand) -> anyhow::Result<()> {
-    let cost = hashing.cost()?;
+pub async fn run(db: &DatabaseArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     let store = open_store(db).await?;
-    let hasher = || HashingPool::new(cost, 1, std::time::Duration::from_secs(60));
     match cmd {
         ClientCommand::Create {
             name,
@@ -69,8 +64,7 @@ pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: ClientCommand) -> a
             with_secret,
             json,
         } => {
-            let created =
-                clients::create_client(&store, &hasher()?, &name, kind.into(), with_secret).await?;
+            let created = clients::create_client(&store, &name, kind.into(), with_secret).await?;
             let secret = created
                 .client_secret
                 .as_ref()
@@ -122,7 +116,7 @@ pub async fn run(db: &DatabaseArgs, hashing: &HashArgs, cmd: ClientCommand) -> a
             eprintln!("client {client_id} disabled; its sessions ended");
         }
         ClientCommand::RotateSecret { client_id, json } => {
-            let Some(secret) = clients::rotate_secret(&store, &hasher()?, &client_id).await? else {
+            let Some(secret) = clients::rotate_secret(&store, &client_id).await? else {
                 anyhow::bail!("no client with id {client_id}");
             };
             if json {

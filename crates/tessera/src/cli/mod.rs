@@ -61,7 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(&cli.database, &cli.hashing, &args).await,
         Command::Migrate => serve::migrate(&cli.database).await,
-        Command::Client(cmd) => client::run(&cli.database, &cli.hashing, cmd).await,
+        Command::Client(cmd) => client::run(&cli.database, cmd).await,
         Command::User(cmd) => user::run(&cli.database, &cli.hashing, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.database, cmd).await,
         Command::Health { addr, service } => health::check(&addr, &service).await,

@@ -1,18 +1,17 @@
-//! Client authentication, with a cache of verified secrets so that a busy integration client
-//! does not pay an argon2 hash per call, and a cache of enabled clients so that an anonymous
-//! token costs no query.
+//! Client authentication: secrets checked against their stored digest (no argon2 for any
+//! caller to trigger), and a cache of enabled clients so that an anonymous token costs no
+//! query.
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
 use super::{
     DomainError,
+    client_secret::{self, StoredSecret, digest_matches},
     clients::ClientKind,
     clock::SharedClock,
     hashing::HashingPool,
-    random::sha256,
     repository::{ClientRecord, SharedRepository},
     revocation_view::RevocationView,
 };
@@ -26,39 +25,8 @@ pub struct AuthenticatedClient {
     pub presented_secret: bool,
 }
 
-/// Remembers, per client, the SHA-256 of the last secret that verified against the stored
-/// hash. The stored hash is part of the entry, so a rotation (a new hash in the database,
-/// which every call reads) invalidates it on every instance at once. Bounded: when full, the
-/// least recently useful entry goes (never the whole cache: that would force a burst of
-/// argon2 hashes on every busy client at once).
-#[derive(Debug)]
-pub struct VerifiedSecrets {
-    entries: Cache<String, (Arc<str>, [u8; 32])>,
-}
-
-/// Entries kept at most, in each cache of this module.
+/// Entries kept at most in the cache of enabled clients.
 const MAX_ENTRIES: usize = 10_000;
-
-impl Default for VerifiedSecrets {
-    fn default() -> Self {
-        Self {
-            entries: Cache::new(MAX_ENTRIES),
-        }
-    }
-}
-
-impl VerifiedSecrets {
-    fn matches(&self, client_id: &str, stored_hash: &str, secret: &str) -> bool {
-        self.entries.get(client_id).is_some_and(|(hash, digest)| {
-            *hash == *stored_hash && bool::from(digest.ct_eq(&sha256(secret)))
-        })
-    }
-
-    fn remember(&self, client_id: &str, stored_hash: &str, secret: &str) {
-        self.entries
-            .insert(client_id.to_owned(), (stored_hash.into(), sha256(secret)));
-    }
-}
 
 /// The kinds of clients seen enabled in the database. A client's kind never changes and a
 /// disabled client never comes back, so an entry stays right for as long as the revocation
@@ -93,7 +61,6 @@ pub struct ClientAuthenticator {
     clock: SharedClock,
     hasher: HashingPool,
     revoked: Arc<RevocationView>,
-    verified: VerifiedSecrets,
     enabled: EnabledClients,
 }
 
@@ -109,7 +76,6 @@ impl ClientAuthenticator {
             clock,
             hasher,
             revoked,
-            verified: VerifiedSecrets::default(),
             enabled: EnabledClients::default(),
         }
     }
@@ -180,6 +146,9 @@ impl ClientAuthenticator {
         view_vouches.then_some(kind)
     }
 
+    /// Checks a presented secret against the stored one: a digest compared in constant time,
+    /// or (stored by an earlier release) an argon2id hash, verified once and then replaced by
+    /// its digest.
     async fn check_secret(
         &self,
         client: &ClientRecord,
@@ -188,37 +157,33 @@ impl ClientAuthenticator {
         let Some(stored) = client.secret_hash.as_deref() else {
             return Err(DomainError::InvalidClient);
         };
-        if self
-            .verified
-            .matches(&client.client_id, stored, secret.expose_secret())
-        {
-            return Ok(());
-        }
-        if self
-            .hasher
-            .verify(secret.clone(), stored.to_owned())
-            .await?
-        {
-            self.verified
-                .remember(&client.client_id, stored, secret.expose_secret());
+        let right = match StoredSecret::parse(stored) {
+            StoredSecret::Digest(hex) => digest_matches(hex, secret.expose_secret()),
+            StoredSecret::LegacyArgon2(phc) => {
+                let right = self.hasher.verify(secret.clone(), phc.to_owned()).await?;
+                if right {
+                    self.replace_legacy_hash(client, phc, secret).await;
+                }
+                right
+            }
+        };
+        if right {
             Ok(())
         } else {
             Err(DomainError::InvalidClient)
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_matches_only_the_same_secret_under_the_same_stored_hash() {
-        let cache = VerifiedSecrets::default();
-        cache.remember("c", "hash-1", "secret");
-        assert!(cache.matches("c", "hash-1", "secret"));
-        assert!(!cache.matches("c", "hash-1", "other"));
-        assert!(!cache.matches("c", "hash-2", "secret"));
-        assert!(!cache.matches("d", "hash-1", "secret"));
+    /// Stores the digest of a secret that verified against a legacy argon2id hash (unless the
+    /// secret was rotated meanwhile). Best effort: the call has succeeded whatever happens.
+    async fn replace_legacy_hash(&self, client: &ClientRecord, phc: &str, secret: &SecretString) {
+        let digest = client_secret::digest(secret.expose_secret());
+        if let Err(e) = self
+            .repo
+            .replace_client_secret_hash(&client.client_id, phc, digest)
+            .await
+        {
+            tracing::warn!(error = %e, "could not replace a legacy client secret hash; will retry");
+        }
     }
 }

@@ -3,9 +3,8 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::{
-    DomainError,
+    DomainError, client_secret,
     clock::now_ms,
-    hashing::HashingPool,
     random::new_secret,
     repository::{ClientRecord, ClientRepository},
 };
@@ -74,7 +73,6 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Registers a client. Integration clients always get a secret.
 pub async fn create_client(
     repo: &dyn ClientRepository,
-    hasher: &HashingPool,
     name: &str,
     kind: ClientKind,
     with_secret: bool,
@@ -87,10 +85,7 @@ pub async fn create_client(
         ));
     }
     let secret = (with_secret || kind == ClientKind::Integration).then(new_secret);
-    let secret_hash = match &secret {
-        Some(s) => Some(hasher.hash(SecretString::from(s.clone())).await?),
-        None => None,
-    };
+    let secret_hash = secret.as_deref().map(client_secret::digest);
     let now = now_ms();
     let client_id = uuid::Uuid::new_v4().to_string();
     repo.insert_client(ClientRecord {
@@ -137,14 +132,13 @@ pub async fn disable_client(
 /// `None` when there is no such client.
 pub async fn rotate_secret(
     repo: &dyn ClientRepository,
-    hasher: &HashingPool,
     client_id: &str,
 ) -> Result<Option<SecretString>, DomainError> {
     if repo.find_client(client_id).await?.is_none() {
         return Ok(None);
     }
     let secret = new_secret();
-    let hash = hasher.hash(SecretString::from(secret.clone())).await?;
+    let hash = client_secret::digest(&secret);
     Ok(repo
         .set_client_secret(client_id, hash, now_ms())
         .await?

@@ -257,6 +257,22 @@ impl ClientRepository for MemoryRepository {
         })
     }
 
+    async fn replace_client_secret_hash(
+        &self,
+        client_id: &str,
+        old_hash: &str,
+        new_hash: String,
+    ) -> Result<()> {
+        self.with(|t| {
+            if let Some(client) = t.clients.get_mut(client_id)
+                && client.secret_hash.as_deref() == Some(old_hash)
+            {
+                client.secret_hash = Some(new_hash);
+            }
+            Ok(())
+        })
+    }
+
     async fn disabled_client_ids(&self) -> Result<Vec<String>> {
         self.with(|t| {
             Ok(t.clients

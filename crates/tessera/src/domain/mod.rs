@@ -3,6 +3,7 @@
 //! gRPC.
 pub mod cleanup;
 pub mod client_auth;
+pub mod client_secret;
 pub mod clients;
 pub mod clock;
 pub mod error;

@@ -252,6 +252,14 @@ pub trait ClientRepository: Send + Sync {
     ) -> Result<bool>;
     /// The ids of every disabled client.
     async fn disabled_client_ids(&self) -> Result<Vec<String>>;
+    /// Replaces a client's secret hash with `new_hash` (the same secret, stored better), unless
+    /// it is no longer `old_hash` (a rotation came first).
+    async fn replace_client_secret_hash(
+        &self,
+        client_id: &str,
+        old_hash: &str,
+        new_hash: String,
+    ) -> Result<()>;
 }
 
 #[async_trait]

@@ -21,6 +21,8 @@ pub struct AuthServiceImpl {
     introspection_auth: IntrospectionAuth,
     /// One permit per `WatchRevocations` stream.
     watch_streams: Arc<Semaphore>,
+    /// Proxies whose `x-forwarded-for` is believed.
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AuthServiceImpl {
@@ -29,7 +31,14 @@ impl AuthServiceImpl {
             tokens,
             introspection_auth,
             watch_streams: Arc::new(Semaphore::new(watch::DEFAULT_MAX_STREAMS)),
+            trusted_proxies: Arc::from([]),
         }
+    }
+
+    /// Believes `x-forwarded-for` from these proxies only (`TESSERA_TRUSTED_PROXIES`).
+    pub fn with_trusted_proxies(mut self, proxies: &[ipnet::IpNet]) -> Self {
+        self.trusted_proxies = Arc::from(proxies);
+        self
     }
 
     /// Holds at most `max` `WatchRevocations` streams at once (`TESSERA_MAX_WATCH_STREAMS`).
@@ -148,7 +157,8 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         &self,
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let address = request::end_user_address(req.metadata());
+        let peer = req.remote_addr().map(|addr| addr.ip());
+        let address = request::end_user_address(peer, req.metadata(), &self.trusted_proxies);
         let req = req.into_inner();
         let client_id = req.client_id.clone();
         let tokens = self.tokens.clone();

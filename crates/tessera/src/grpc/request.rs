@@ -1,4 +1,7 @@
 //! Shape checks on incoming messages: lengths and required fields, before any domain work.
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv6Net};
 use secrecy::SecretString;
 
 use super::pb;
@@ -66,15 +69,53 @@ fn secret(value: String) -> Option<SecretString> {
     (!value.is_empty()).then(|| SecretString::from(value))
 }
 
-/// The end user's address from `x-forwarded-for` (the left-most entry, which the calling
-/// service set), when it is an IP address.
-pub fn end_user_address(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
-    let value = metadata.get("x-forwarded-for")?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    first
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
+/// The end user's address that logins are throttled by (SPEC §2): the TCP peer's, or, when
+/// the peer is one of the `trusted` proxies, the right-most `x-forwarded-for` entry that no
+/// trusted proxy added (entries to its left are the client's to write, so they prove nothing).
+/// An IPv6 address stands for its /64, which one host can fill at will.
+pub fn end_user_address(
+    peer: Option<IpAddr>,
+    metadata: &tonic::metadata::MetadataMap,
+    trusted: &[IpNet],
+) -> Option<String> {
+    let peer = peer?.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let address = if is_trusted(&peer) {
+        forwarded_client(metadata, is_trusted).unwrap_or(peer)
+    } else {
+        peer
+    };
+    Some(throttle_key(address))
+}
+
+/// The right-most untrusted entry of `x-forwarded-for` (every such header, in order), or the
+/// left-most when every entry is trusted; `None` when an entry is no IP address (the chain
+/// cannot be read, so the peer is throttled instead).
+fn forwarded_client(
+    metadata: &tonic::metadata::MetadataMap,
+    is_trusted: impl Fn(&IpAddr) -> bool,
+) -> Option<IpAddr> {
+    let mut chain = Vec::new();
+    for value in metadata.get_all("x-forwarded-for") {
+        for entry in value.to_str().ok()?.split(',') {
+            chain.push(entry.trim().parse::<IpAddr>().ok()?.to_canonical());
+        }
+    }
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(chain.first())
+        .copied()
+}
+
+fn throttle_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+    }
 }
 
 /// Validates IssueToken and turns it into a domain request.
@@ -185,4 +226,61 @@ pub fn loggable_client_id(value: &str) -> &str {
 /// The secret of a RevokeToken request, if one was sent.
 pub fn revoke_secret(req: &mut pb::RevokeTokenRequest) -> Option<SecretString> {
     secret(std::mem::take(&mut req.client_secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> tonic::metadata::MetadataMap {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert("x-forwarded-for", value.parse().expect("header"));
+        metadata
+    }
+
+    #[test]
+    fn an_untrusted_caller_is_throttled_by_its_own_address_whatever_it_forwards() {
+        let peer = Some("198.51.100.9".parse().expect("ip"));
+        let spoofed = forwarded("203.0.113.7");
+        assert_eq!(
+            end_user_address(peer, &spoofed, &[]).as_deref(),
+            Some("198.51.100.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_right_most_untrusted_entry_counts() {
+        let trusted = crate::config::trusted_proxies("10.0.0.0/8, 127.0.0.1").expect("nets");
+        let peer = Some("127.0.0.1".parse().expect("ip"));
+        // The client wrote the left-most entry itself: it proves nothing.
+        let chain = forwarded("1.2.3.4, 203.0.113.7, 10.0.0.5");
+        assert_eq!(
+            end_user_address(peer, &chain, &trusted).as_deref(),
+            Some("203.0.113.7")
+        );
+        let all_trusted = forwarded("10.1.1.1");
+        assert_eq!(
+            end_user_address(peer, &all_trusted, &trusted).as_deref(),
+            Some("10.1.1.1")
+        );
+        let garbage = forwarded("not an address, 10.0.0.5");
+        assert_eq!(
+            end_user_address(peer, &garbage, &trusted).as_deref(),
+            Some("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn an_ipv6_address_stands_for_its_64() {
+        let peer = Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().expect("ip"));
+        assert_eq!(
+            end_user_address(peer, &tonic::metadata::MetadataMap::new(), &[]).as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        let mapped = Some("::ffff:192.0.2.1".parse().expect("ip"));
+        assert_eq!(
+            end_user_address(mapped, &tonic::metadata::MetadataMap::new(), &[]).as_deref(),
+            Some("192.0.2.1")
+        );
+    }
 }

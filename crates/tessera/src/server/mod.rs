@@ -107,7 +107,8 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let auth = AuthServiceServer::new(
             AuthServiceImpl::new(self.tokens.clone(), self.config.introspection_auth)
-                .with_max_watch_streams(self.config.max_watch_streams),
+                .with_max_watch_streams(self.config.max_watch_streams)
+                .with_trusted_proxies(&self.config.trusted_proxies),
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 

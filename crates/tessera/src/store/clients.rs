@@ -98,6 +98,22 @@ impl ClientRepository for Store {
         Ok(updated.rows_affected > 0)
     }
 
+    async fn replace_client_secret_hash(
+        &self,
+        client_id: &str,
+        old_hash: &str,
+        new_hash: String,
+    ) -> Result<(), RepositoryError> {
+        let _write = self.write_guard().await;
+        clients::Entity::update_many()
+            .col_expr(clients::Column::SecretHash, Expr::value(new_hash))
+            .filter(clients::Column::ClientId.eq(client_id))
+            .filter(clients::Column::SecretHash.eq(old_hash))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// The ids of every disabled client.
     async fn disabled_client_ids(&self) -> Result<Vec<String>, RepositoryError> {
         Ok(clients::Entity::find()

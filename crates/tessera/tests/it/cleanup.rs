@@ -281,12 +281,13 @@ async fn throttling_still_locks_after_old_counters_are_cleaned_up() {
         }
     };
 
-    // Locked once, then quiet for two days: the counter goes, and starts over.
+    // Locked once, then quiet for two days: the counters (the username's, and the caller's
+    // address's) go, and start over.
     fail(5).await;
     assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);
     assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 0);
     app.advance(Duration::from_millis(2 * DAY_MS as u64)).await;
-    assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 1);
+    assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 2);
     assert!(throttle_keys(&app).await.is_empty());
 
     fail(5).await;
@@ -297,7 +298,10 @@ async fn throttling_still_locks_after_old_counters_are_cleaned_up() {
     // through a clean-up and the next lock is longer.
     app.advance(Duration::from_millis(HOUR_MS as u64)).await;
     assert_eq!(clean_up_at(&app, app.now_ms()).await.login_throttles, 0);
-    assert_eq!(throttle_keys(&app).await, ["user:mia@example.com"]);
+    assert_eq!(
+        throttle_keys(&app).await,
+        ["addr:127.0.0.1", "user:mia@example.com"]
+    );
     fail(5).await;
     let second_lock =
         assert_slow_down(app.login(&client, "mia@example.com", "mias-password").await);

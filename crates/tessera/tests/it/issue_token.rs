@@ -123,26 +123,62 @@ async fn unknown_disabled_and_badly_authenticated_clients_are_invalid_client() {
 }
 
 #[tokio::test]
-async fn a_busy_integration_client_pays_one_argon2_verification_not_one_per_call() {
+async fn no_client_secret_right_or_wrong_makes_the_server_run_argon2() {
     let app = TestApp::spawn().await;
     let (id, secret) = app.integration_client().await;
-    app.issue(client_credentials(&id, &secret))
-        .await
-        .expect("first call verifies");
-    let after_first = app.tokens.hasher().completed();
+    let before = app.tokens.hasher().completed();
     for _ in 0..20 {
         app.issue(client_credentials(&id, &secret))
             .await
-            .expect("cached");
+            .expect("the right secret");
+        assert_invalid_client(app.issue(client_credentials(&id, "a-wrong-secret")).await);
     }
     assert_eq!(
         app.tokens.hasher().completed(),
-        after_first,
-        "no argon2 work after the first call"
+        before,
+        "no argon2 work at all"
     );
-    // A wrong secret is not served from the cache: it is checked, and refused.
-    assert_invalid_client(app.issue(client_credentials(&id, "wrong")).await);
-    assert_eq!(app.tokens.hasher().completed(), after_first + 1);
+}
+
+#[tokio::test]
+async fn a_secret_stored_as_argon2_by_an_earlier_release_works_and_is_replaced_by_its_digest() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use tessera::store::entity::clients;
+    let app = TestApp::spawn().await;
+    let (id, secret) = app.integration_client().await;
+    let legacy = app
+        .tokens
+        .hasher()
+        .hash(secret.clone().into())
+        .await
+        .expect("argon2id");
+    clients::Entity::update_many()
+        .col_expr(clients::Column::SecretHash, Expr::value(legacy.clone()))
+        .filter(clients::Column::ClientId.eq(id.clone()))
+        .exec(app.store.connection())
+        .await
+        .expect("store the legacy hash");
+    let stored = || async {
+        clients::Entity::find_by_id(id.clone())
+            .one(app.store.connection())
+            .await
+            .expect("read")
+            .expect("client")
+            .secret_hash
+            .expect("a secret")
+    };
+    assert_invalid_client(app.issue(client_credentials(&id, "a-wrong-secret")).await);
+    assert_eq!(stored().await, legacy, "a wrong secret changes nothing");
+    app.issue(client_credentials(&id, &secret))
+        .await
+        .expect("the legacy secret works");
+    let now = stored().await;
+    assert!(now.starts_with("sha256:"), "{now}");
+    let before = app.tokens.hasher().completed();
+    app.issue(client_credentials(&id, &secret))
+        .await
+        .expect("and goes on working");
+    assert_eq!(app.tokens.hasher().completed(), before);
 }
 
 #[tokio::test]

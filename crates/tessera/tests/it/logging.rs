@@ -1,6 +1,5 @@
 //! Nothing secret in any log line: a real `tessera serve` at the most verbose level, driven
 //! through successes and failures, then its whole log searched for every secret it saw.
-use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tessera::grpc::pb::auth_service_client::AuthServiceClient;
@@ -25,14 +24,8 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
     let mut client = AuthServiceClient::new(channel.clone());
 
     let store = tessera::store::Store::new(tessera::store::connect(&db.url).await.expect("db"));
-    let hasher = tessera::domain::hashing::HashingPool::new(
-        tessera::domain::hashing::HashCost::OWASP,
-        1,
-        Duration::from_secs(30),
-    )
-    .expect("hasher");
     use tessera::domain::clients::{ClientKind, create_client};
-    let integ = create_client(&store, &hasher, "jobs", ClientKind::Integration, false)
+    let integ = create_client(&store, "jobs", ClientKind::Integration, false)
         .await
         .expect("client");
     let secret = integ
@@ -40,7 +33,7 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .expect("secret")
         .expose_secret()
         .to_owned();
-    let market = create_client(&store, &hasher, "web", ClientKind::Marketplace, true)
+    let market = create_client(&store, "web", ClientKind::Marketplace, true)
         .await
         .expect("client");
     let market_secret = market

@@ -124,7 +124,13 @@ async fn concurrent_attempts_cannot_get_more_than_five_guesses() {
 
 #[tokio::test]
 async fn a_forwarded_end_user_address_is_throttled_across_usernames() {
-    let (app, client) = setup().await;
+    // The caller (this test, on 127.0.0.1) and the proxy it names (10.0.0.1) are trusted.
+    let app = TestApp::spawn_with_manual_clock(|config| {
+        config.trusted_proxies =
+            tessera::config::trusted_proxies("127.0.0.1, 10.0.0.0/8").expect("proxies");
+    })
+    .await;
+    let client = app.marketplace_client().await;
     let login_from = |username: String, address: &'static str| {
         let mut request = Request::new(password_grant(&client, &username, "wrong-password"));
         request
@@ -147,4 +153,37 @@ async fn a_forwarded_end_user_address_is_throttled_across_usernames() {
     assert_slow_down(locked);
     let other_address = login_from("fresh@example.com".into(), "198.51.100.1").await;
     assert_invalid_grant(other_address);
+}
+
+#[tokio::test]
+async fn a_caller_that_is_no_trusted_proxy_cannot_lock_out_the_address_it_names() {
+    use tessera_testkit::prelude::*;
+    let app = TestApp::spawn_with_manual_clock(|config| {
+        config.trusted_proxies = tessera::config::trusted_proxies("10.0.0.0/8").expect("proxies");
+    })
+    .await;
+    let client = app.marketplace_client().await;
+    for i in 0..3 {
+        let mut request = Request::new(password_grant(
+            &client,
+            &format!("someone{i}@example.com"),
+            "wrong-password",
+        ));
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", "203.0.113.7".parse().expect("header"));
+        assert_invalid_grant(app.client().await.issue_token(request).await);
+    }
+    let victim = app
+        .store
+        .read_counter("addr:203.0.113.7")
+        .await
+        .expect("read");
+    assert_eq!(victim, None, "the named address was not charged");
+    let caller = app
+        .store
+        .read_counter("addr:127.0.0.1")
+        .await
+        .expect("read");
+    assert_eq!(caller.map(|c| c.failures), Some(3), "the caller itself was");
 }

@@ -114,42 +114,24 @@ impl World {
     }
 
     async fn marketplace_client(&self) -> String {
-        clients::create_client(
-            &*self.repo,
-            &self.hasher,
-            "web",
-            ClientKind::Marketplace,
-            false,
-        )
-        .await
-        .expect("marketplace client")
-        .client_id
+        clients::create_client(&*self.repo, "web", ClientKind::Marketplace, false)
+            .await
+            .expect("marketplace client")
+            .client_id
     }
 
     async fn marketplace_client_with_secret(&self) -> (String, String) {
-        let created = clients::create_client(
-            &*self.repo,
-            &self.hasher,
-            "ssr",
-            ClientKind::Marketplace,
-            true,
-        )
-        .await
-        .expect("marketplace client");
+        let created = clients::create_client(&*self.repo, "ssr", ClientKind::Marketplace, true)
+            .await
+            .expect("marketplace client");
         let secret = created.client_secret.expect("secret");
         (created.client_id, secret.expose_secret().to_owned())
     }
 
     async fn integration_client(&self) -> (String, String) {
-        let created = clients::create_client(
-            &*self.repo,
-            &self.hasher,
-            "jobs",
-            ClientKind::Integration,
-            false,
-        )
-        .await
-        .expect("integration client");
+        let created = clients::create_client(&*self.repo, "jobs", ClientKind::Integration, false)
+            .await
+            .expect("integration client");
         let secret = created.client_secret.expect("secret");
         (created.client_id, secret.expose_secret().to_owned())
     }
