@@ -6,12 +6,9 @@
 use std::time::{Duration, Instant};
 
 use tessera::{
-    config::{Config, IntrospectionAuth},
     domain::{
         clients::{ClientKind, create_client},
         hashing::{HashCost, HashingPool},
-        master_key::MasterKey,
-        policy::TokenPolicy,
         users::create_user,
     },
     grpc::pb::{self, auth_service_client::AuthServiceClient, issue_token_request::Grant},
@@ -40,22 +37,9 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|a| a.parse().ok())
         .next()
         .unwrap_or(40);
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        ),
-        master_key: Some(MasterKey::generate().1.into()),
-        policy: TokenPolicy::default(),
-        introspection_auth: IntrospectionAuth::Bearer,
-        hash_cost: HashCost::OWASP,
-        max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
-        trusted_proxies: Vec::new(),
-        cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
-    };
-    let app = Application::build(config).await?;
+    // A temp SQLite file (or PostgreSQL, with TESSERA_TEST_DATABASE_URL), set as the tests set it.
+    let db = tessera_testkit::TestDb::new().await;
+    let app = Application::build(tessera_testkit::test_config(&db)).await?;
     let (addr, store) = (app.local_addr(), app.store());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

@@ -158,21 +158,8 @@ impl UserRepository for MemoryRepository {
         now: i64,
         revocations_expire_at: i64,
     ) -> Result<bool> {
-        self.with(|t| {
-            let Some(user) = t.users.get_mut(user_id) else {
-                return Ok(false);
-            };
-            user.password_hash = new_hash;
-            user.version += 1;
-            user.updated_at = now;
-            t.end_sessions(
-                |s| s.user_id.as_deref() == Some(user_id),
-                now,
-                "password_changed",
-                revocations_expire_at,
-            );
-            Ok(true)
-        })
+        let ending = (now, "password_changed", revocations_expire_at);
+        self.change_user(user_id, ending, |user| user.password_hash = new_hash)
     }
 
     async fn disable_user(
@@ -181,18 +168,32 @@ impl UserRepository for MemoryRepository {
         now: i64,
         revocations_expire_at: i64,
     ) -> Result<bool> {
+        let ending = (now, "user_disabled", revocations_expire_at);
+        self.change_user(user_id, ending, |user| user.disabled_at = Some(now))
+    }
+}
+
+impl MemoryRepository {
+    /// Applies `change` to a user, moves its version and ends its sessions (`ending`: when,
+    /// why, and until when their revocations are kept), as the store does in one transaction.
+    fn change_user(
+        &self,
+        user_id: &str,
+        (now, reason, expires_at): (i64, &str, i64),
+        change: impl FnOnce(&mut UserRecord),
+    ) -> Result<bool> {
         self.with(|t| {
             let Some(user) = t.users.get_mut(user_id) else {
                 return Ok(false);
             };
-            user.disabled_at = Some(now);
+            change(user);
             user.version += 1;
             user.updated_at = now;
             t.end_sessions(
                 |s| s.user_id.as_deref() == Some(user_id),
                 now,
-                "user_disabled",
-                revocations_expire_at,
+                reason,
+                expires_at,
             );
             Ok(true)
         })
