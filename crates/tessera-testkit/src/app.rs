@@ -79,10 +79,20 @@ impl TestApp {
     /// at the real time, so that rows the admin functions stamp with the system clock (clients,
     /// users) agree with it until the test moves it.
     pub async fn spawn_with_manual_clock(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_manual_clock_behind(Duration::ZERO, tweak).await
+    }
+
+    /// [`TestApp::spawn_with_manual_clock`], its clock starting `behind` the real time: what
+    /// it expires, the database's clock sees expired too (the log's clean-up asks both).
+    pub async fn spawn_with_manual_clock_behind(
+        behind: Duration,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let db = TestDb::new().await;
         let mut config = test_config(&db);
         tweak(&mut config);
-        let clock = ManualClock::starting_at(now_ms());
+        let start = now_ms() - i64::try_from(behind.as_millis()).unwrap_or(i64::MAX);
+        let clock = ManualClock::starting_at(start);
         Self::spawn_on_clock(Arc::new(db), config, Some(clock), Arc::default()).await
     }
 

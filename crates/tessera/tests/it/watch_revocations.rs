@@ -273,6 +273,53 @@ async fn a_revocation_committed_long_after_it_was_stamped_is_seen_within_a_secon
 }
 
 #[tokio::test]
+async fn a_revoking_transaction_held_open_while_later_ones_commit_is_seen_once_it_commits() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        // SQLite has one writer: a held revoking transaction makes every other one wait, so
+        // commit order is write order there (the test above covers a late commit).
+        return;
+    }
+    let (client, login, sid) = user_login(&app, "fay@example.com").await;
+    let anonymous = app.anonymous_token(&client).await;
+    let other = app.sibling().await;
+    // A logout whose transaction stamps its work, then stalls (a lock wait, a fail-over)...
+    let stamped = now_ms() - 15_000;
+    let held = app.store.connection().begin().await.expect("begin");
+    held.execute_unprepared(&format!(
+        "UPDATE sessions SET ended_at = {stamped}, end_reason = 'revoked' WHERE sid = '{sid}'"
+    ))
+    .await
+    .expect("end the session");
+    // ...while a later revocation commits, and the other instance reads past it...
+    logout(&app, &client, &anonymous).await;
+    other.assert_inactive_within_a_second(&anonymous).await;
+    assert!(other.introspect(&login.access_token).await.active);
+    // ...then the held one takes its number, last, and commits.
+    let next = held
+        .query_one_raw(Statement::from_string(
+            held.get_database_backend(),
+            "UPDATE revocation_sequence SET last = last + 1 WHERE id = 1 RETURNING last",
+        ))
+        .await
+        .expect("number")
+        .expect("the counter");
+    let sequence: i64 = next.try_get("", "last").expect("last");
+    held.execute_unprepared(&format!(
+        "INSERT INTO revocation_log (sequence, kind, subject, revoked_at, expires_at) \
+         VALUES ({sequence}, 'session', '{sid}', {stamped}, {})",
+        now_ms() + 600_000
+    ))
+    .await
+    .expect("log");
+    held.commit().await.expect("commit");
+    other
+        .assert_inactive_within_a_second(&login.access_token)
+        .await;
+}
+
+#[tokio::test]
 async fn a_disabled_client_reaches_streams_as_a_client_revocation() {
     let app = TestApp::spawn().await;
     let (id, _secret, _) = app.integration_login().await;
