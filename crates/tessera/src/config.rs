@@ -14,7 +14,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera.db?mode=rwc";
 #[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH?mode=rwc (embedded) or postgres://...
-    #[arg(long, env = "TESSERA_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    #[arg(long, env = "TESSERA_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 }
 

@@ -3,6 +3,8 @@
 //! query.
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use quick_cache::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -62,6 +64,10 @@ pub struct ClientAuthenticator {
     hasher: HashingPool,
     revoked: Arc<RevocationView>,
     enabled: EnabledClients,
+    /// Legacy (argon2id) secret checks run one at a time and never queue: a flood of wrong
+    /// secrets for a client not yet moved to a digest takes one hashing thread at most, never
+    /// the logins' pool.
+    legacy_checks: Arc<Semaphore>,
 }
 
 impl ClientAuthenticator {
@@ -77,6 +83,7 @@ impl ClientAuthenticator {
             hasher,
             revoked,
             enabled: EnabledClients::default(),
+            legacy_checks: Arc::new(Semaphore::new(1)),
         }
     }
 
@@ -160,6 +167,12 @@ impl ClientAuthenticator {
         let right = match StoredSecret::parse(stored) {
             StoredSecret::Digest(hex) => digest_matches(hex, secret.expose_secret()),
             StoredSecret::LegacyArgon2(phc) => {
+                let _one_at_a_time =
+                    self.legacy_checks
+                        .try_acquire()
+                        .map_err(|_| DomainError::SlowDown {
+                            retry_after: std::time::Duration::from_secs(1),
+                        })?;
                 let right = self.hasher.verify(secret.clone(), phc.to_owned()).await?;
                 if right {
                     self.replace_legacy_hash(client, phc, secret).await;

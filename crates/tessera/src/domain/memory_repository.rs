@@ -33,6 +33,7 @@ struct Tables {
     /// like).
     change_before_session_start: Option<(String, UserChange)>,
     throttle_writes: u64,
+    throttle_reads: u64,
 }
 
 /// A change to a user, made behind a login's back.
@@ -54,9 +55,11 @@ impl MemoryRepository {
         self.tables.lock().unavailable = unavailable;
     }
 
-    /// Writes made to throttle counters so far (counts, locks, resets, take-backs).
-    pub fn throttle_writes(&self) -> u64 {
-        self.tables.lock().throttle_writes
+    /// Queries made of throttle counters so far: writes (counts, locks, resets, take-backs)
+    /// and reads.
+    pub fn throttle_queries(&self) -> u64 {
+        let tables = self.tables.lock();
+        tables.throttle_writes + tables.throttle_reads
     }
 
     /// Commits `change` to `user_id` just before the next session starts.
@@ -457,7 +460,10 @@ impl RevocationLog for MemoryRepository {
 #[async_trait]
 impl ThrottleRepository for MemoryRepository {
     async fn read_counter(&self, key: &str) -> Result<Option<ThrottleCount>> {
-        self.with(|t| Ok(t.throttles.get(key).map(|(count, _)| *count)))
+        self.with(|t| {
+            t.throttle_reads += 1;
+            Ok(t.throttles.get(key).map(|(count, _)| *count))
+        })
     }
 
     async fn count_attempt(&self, key: &str, now: i64, window_ms: i64) -> Result<ThrottleCount> {

@@ -47,7 +47,8 @@ pub struct ClientRecord {
     pub client_id: String,
     pub name: String,
     pub kind: ClientKind,
-    /// argon2id, PHC string; `None` for a marketplace client without a secret.
+    /// The secret's SHA-256 digest (`domain::client_secret`), or an argon2id PHC string stored
+    /// by an earlier release; `None` for a marketplace client without a secret.
     pub secret_hash: Option<String>,
     pub secret_rotated_at: Option<i64>,
     pub disabled_at: Option<i64>,

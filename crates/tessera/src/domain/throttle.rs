@@ -51,6 +51,8 @@ pub struct LoginThrottle {
 
 /// Locked keys remembered at most.
 const LOCKED_KEYS_KEPT: usize = 10_000;
+/// How long a lock is remembered before the database is asked again.
+const LOCK_MEMORY: Duration = Duration::from_secs(30);
 
 /// How long after its window started a key that went over its limit stays locked: to the end
 /// of the window the first time (so that no window sees more failures than the limit), and
@@ -108,7 +110,7 @@ impl LoginThrottle {
                     Some(until) => {
                         // A locked key's counter is left alone: nothing to take back there.
                         charged.pop();
-                        self.locked.insert((*key).to_owned(), until);
+                        self.remember_locked(key, until, now);
                         until
                     }
                     None => self.lock(key, &count, now).await?,
@@ -129,7 +131,7 @@ impl LoginThrottle {
             return Ok(());
         };
         if let Some(until) = count.locked_until.filter(|until| *until > now) {
-            self.locked.insert(key.to_owned(), until);
+            self.remember_locked(key, until, now);
             return Err(slow_down(until - now));
         }
         let window_over = count.window_started_at <= now - ms(WINDOW);
@@ -148,8 +150,16 @@ impl LoginThrottle {
             .saturating_add(ms(lock_span(count.lockouts)))
             .max(now + 1_000);
         self.repo.lock_key(key, now, until).await?;
-        self.locked.insert(key.to_owned(), until);
+        self.remember_locked(key, until, now);
         Ok(until)
+    }
+
+    /// Remembers a lock for a little while: long enough that a flood against a locked key
+    /// costs no query, short enough that the database stays the judge (a lock taken back by a
+    /// success, or removed by hand, is lifted here within [`LOCK_MEMORY`]).
+    fn remember_locked(&self, key: &str, until: i64, now: i64) {
+        let remembered = until.min(now.saturating_add(ms(LOCK_MEMORY)));
+        self.locked.insert(key.to_owned(), remembered);
     }
 
     /// The attempt got no verdict (for instance, no hashing capacity): it does not count.
@@ -168,6 +178,7 @@ impl LoginThrottle {
     /// one attempt it was charged (others behind it may still be guessing).
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), DomainError> {
         self.repo.reset_key(&attempt.username_key).await?;
+        self.locked.remove(&attempt.username_key);
         if let Some(key) = &attempt.address_key {
             self.repo.uncount_attempt(key, self.clock.now_ms()).await?;
         }

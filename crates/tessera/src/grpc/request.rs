@@ -80,33 +80,54 @@ pub fn end_user_address(
 ) -> Option<String> {
     let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let address = if is_trusted(&peer) {
-        forwarded_client(metadata, is_trusted).unwrap_or(peer)
-    } else {
-        peer
-    };
-    Some(throttle_key(address))
+    if is_trusted(&peer)
+        && let Some(client) = forwarded_client(metadata, is_trusted)
+    {
+        return Some(client);
+    }
+    Some(throttle_key(peer))
 }
 
-/// The right-most untrusted entry of `x-forwarded-for` (every such header, in order), or the
-/// left-most when every entry is trusted; `None` when an entry is no IP address (the chain
-/// cannot be read, so the peer is throttled instead).
+/// The end user behind trusted proxies: read right to left (the proxies appended their
+/// entries there), the first entry that is no trusted proxy. Entries to its left are the
+/// client's to write and are never read. `ip:port`, `[v6]:port` and zone ids are understood; an
+/// entry that is no address at all keys the attempt by its own text (so that junk shares a
+/// bucket with junk, never with the proxy). `None` when every entry is a trusted proxy.
 fn forwarded_client(
     metadata: &tonic::metadata::MetadataMap,
     is_trusted: impl Fn(&IpAddr) -> bool,
-) -> Option<IpAddr> {
-    let mut chain = Vec::new();
+) -> Option<String> {
+    let mut entries = Vec::new();
     for value in metadata.get_all("x-forwarded-for") {
-        for entry in value.to_str().ok()?.split(',') {
-            chain.push(entry.trim().parse::<IpAddr>().ok()?.to_canonical());
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        entries.extend(text.split(',').map(|e| e.trim().to_owned()));
+    }
+    for entry in entries.iter().rev().filter(|e| !e.is_empty()) {
+        match forwarded_address(entry) {
+            Some(ip) if is_trusted(&ip) => continue,
+            Some(ip) => return Some(throttle_key(ip)),
+            None => return Some(entry.chars().take(MAX_FORWARDED_TOKEN).collect()),
         }
     }
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(chain.first())
-        .copied()
+    None
+}
+
+/// The longest text of an unreadable `x-forwarded-for` entry kept as a throttle key.
+const MAX_FORWARDED_TOKEN: usize = 64;
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:443`,
+/// `fe80::1%eth0`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    let host = if let Some(rest) = entry.strip_prefix('[') {
+        rest.split(']').next()?
+    } else if entry.matches(':').count() == 1 {
+        entry.split(':').next()?
+    } else {
+        entry
+    };
+    let host = host.split('%').next()?;
+    host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 fn throttle_key(address: IpAddr) -> String {
@@ -258,16 +279,35 @@ mod tests {
             end_user_address(peer, &chain, &trusted).as_deref(),
             Some("203.0.113.7")
         );
-        let all_trusted = forwarded("10.1.1.1");
+        // Nobody but proxies in the chain: the peer is the caller.
+        let all_trusted = forwarded("10.1.1.1, 10.0.0.7");
         assert_eq!(
             end_user_address(peer, &all_trusted, &trusted).as_deref(),
-            Some("10.1.1.1")
-        );
-        let garbage = forwarded("not an address, 10.0.0.5");
-        assert_eq!(
-            end_user_address(peer, &garbage, &trusted).as_deref(),
             Some("127.0.0.1")
         );
+        // Junk to the left of the real address is never read.
+        let junk_left = forwarded("junk, 203.0.113.7:5678, 10.0.0.5");
+        assert_eq!(
+            end_user_address(peer, &junk_left, &trusted).as_deref(),
+            Some("203.0.113.7")
+        );
+        // Junk where the client should be keys by itself, never by the proxy.
+        let junk = forwarded("unknown, 10.0.0.5");
+        assert_eq!(
+            end_user_address(peer, &junk, &trusted).as_deref(),
+            Some("unknown")
+        );
+        for (entry, key) in [
+            ("[2001:db8::1]:443", "2001:db8::/64"),
+            ("fe80::1%eth0", "fe80::/64"),
+            ("198.51.100.5:80", "198.51.100.5"),
+        ] {
+            let value = forwarded(&format!("{entry}, 10.0.0.5"));
+            assert_eq!(
+                end_user_address(peer, &value, &trusted).as_deref(),
+                Some(key)
+            );
+        }
     }
 
     #[test]

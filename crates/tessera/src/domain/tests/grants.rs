@@ -447,7 +447,7 @@ async fn every_call_answers_unavailable_while_the_database_is_unusable() {
 }
 
 #[tokio::test]
-async fn a_locked_username_is_refused_from_memory_without_a_write() {
+async fn a_locked_username_is_refused_from_memory_without_a_query() {
     let world = World::new().await;
     let client = world.marketplace_client().await;
     world.user("hal@example.com").await;
@@ -463,7 +463,7 @@ async fn a_locked_username_is_refused_from_memory_without_a_write() {
         world.login(&client, "hal@example.com", PASSWORD).await,
         "slow_down",
     );
-    let writes = world.repo.throttle_writes();
+    let queries = world.repo.throttle_queries();
     for _ in 0..20 {
         assert_reason(
             world.login(&client, "hal@example.com", PASSWORD).await,
@@ -471,9 +471,9 @@ async fn a_locked_username_is_refused_from_memory_without_a_write() {
         );
     }
     assert_eq!(
-        world.repo.throttle_writes(),
-        writes,
-        "no write for a locked key"
+        world.repo.throttle_queries(),
+        queries,
+        "no query for a locked key"
     );
 }
 
@@ -506,4 +506,39 @@ async fn an_attempt_refused_for_its_address_counts_not_against_the_username() {
         None,
         "the username was not charged"
     );
+}
+
+#[tokio::test]
+async fn wrong_secrets_for_a_legacy_client_run_one_argon2_at_a_time_and_never_queue() {
+    use crate::domain::{clock::Clock, repository::ClientRepository};
+    let world = Arc::new(World::new().await);
+    let (client, secret) = world.integration_client().await;
+    let legacy = world
+        .hasher
+        .hash(secret.clone().into())
+        .await
+        .expect("argon2id");
+    world
+        .repo
+        .set_client_secret(&client, legacy, world.clock.now_ms())
+        .await
+        .expect("store the legacy hash");
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (world, client) = (world.clone(), client.clone());
+        calls.spawn(async move {
+            world
+                .issue(&client, Some("a-wrong-secret"), Grant::ClientCredentials)
+                .await
+        });
+    }
+    let mut reasons = Vec::new();
+    while let Some(call) = calls.join_next().await {
+        reasons.push(call.expect("call").expect_err("wrong").reason());
+    }
+    assert!(
+        reasons.iter().all(|r| *r == "invalid_client" || *r == "slow_down"),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"slow_down"), "turned away, not queued: {reasons:?}");
 }
