@@ -537,8 +537,13 @@ async fn wrong_secrets_for_a_legacy_client_run_one_argon2_at_a_time_and_never_qu
         reasons.push(call.expect("call").expect_err("wrong").reason());
     }
     assert!(
-        reasons.iter().all(|r| *r == "invalid_client" || *r == "slow_down"),
+        reasons
+            .iter()
+            .all(|r| *r == "invalid_client" || *r == "slow_down"),
         "{reasons:?}"
     );
-    assert!(reasons.contains(&"slow_down"), "turned away, not queued: {reasons:?}");
+    assert!(
+        reasons.contains(&"slow_down"),
+        "turned away, not queued: {reasons:?}"
+    );
 }
