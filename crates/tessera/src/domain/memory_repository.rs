@@ -62,6 +62,13 @@ impl MemoryRepository {
         tables.throttle_writes + tables.throttle_reads
     }
 
+    /// Loses every revocation after `sequence`, as a database restored from a backup would.
+    pub fn roll_back_log(&self, sequence: u64) {
+        let mut tables = self.tables.lock();
+        tables.events.retain(|e| e.sequence <= sequence);
+        tables.last_sequence = sequence;
+    }
+
     /// Commits `change` to `user_id` just before the next session starts.
     pub fn change_before_next_session_start(&self, user_id: &str, change: UserChange) {
         self.tables.lock().change_before_session_start = Some((user_id.to_owned(), change));
@@ -440,6 +447,10 @@ impl RevocationLog for MemoryRepository {
                 events,
             })
         })
+    }
+
+    async fn log_head(&self) -> Result<u64> {
+        self.with(|t| Ok(t.last_sequence))
     }
 
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations> {

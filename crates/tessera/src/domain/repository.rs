@@ -316,6 +316,8 @@ pub trait RevocationLog: Send + Sync {
     async fn revocations_after(&self, after: u64, limit: u64) -> Result<LogPage>;
     /// Every event not expired at `now`, and the log's head.
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations>;
+    /// The sequence of the last committed event (0 when there has been none).
+    async fn log_head(&self) -> Result<u64>;
 }
 
 #[async_trait]

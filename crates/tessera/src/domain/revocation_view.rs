@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, watch};
 use super::{
     DomainError,
     clock::SharedClock,
-    repository::{RevocationEvent, RevocationKind, SharedRepository},
+    repository::{LiveRevocations, RevocationEvent, RevocationKind, SharedRepository},
     token::AccessClaims,
 };
 
@@ -42,8 +42,9 @@ const READ_BATCH: u64 = 1_000;
 /// Events a stream may fall behind the feed before it is cut off (it reconnects and resumes).
 pub const FEED_CAPACITY: usize = 16_384;
 
-#[derive(Default)]
 struct State {
+    /// Where events go, in sequence order, to the streams.
+    feed: broadcast::Sender<Arc<RevocationEvent>>,
     /// Every event that can still matter, by sequence.
     held: BTreeMap<u64, Arc<RevocationEvent>>,
     /// Sessions and tokens revoked, to the sequence of their event.
@@ -62,6 +63,37 @@ struct State {
 }
 
 impl State {
+    /// The state of a view made from what the log holds now.
+    fn loaded(live: LiveRevocations) -> Self {
+        let mut state = Self {
+            feed: broadcast::channel(FEED_CAPACITY).0,
+            held: BTreeMap::new(),
+            sessions: HashMap::new(),
+            tokens: HashMap::new(),
+            disabled_clients: HashSet::new(),
+            read_up_to: 0,
+            delivered: 0,
+            floor: 0,
+        };
+        for event in live.events {
+            state.insert(Arc::new(event));
+        }
+        // Every sequence up to the head is committed; the ones not held expired (or were
+        // cleaned up) before this view was made.
+        let mut floor = live.head;
+        for sequence in state.held.keys().rev() {
+            if *sequence == floor {
+                floor -= 1;
+            } else if *sequence < floor {
+                break;
+            }
+        }
+        state.floor = floor;
+        state.read_up_to = live.head;
+        state.delivered = live.head;
+        state
+    }
+
     /// Holds an event; false when it is known already or was forgotten.
     fn insert(&mut self, event: Arc<RevocationEvent>) -> bool {
         let sequence = event.sequence;
@@ -85,12 +117,12 @@ impl State {
     }
 
     /// Sends every event that is next in sequence to the feed.
-    fn deliver(&mut self, feed: &broadcast::Sender<Arc<RevocationEvent>>) {
+    fn deliver(&mut self) {
         loop {
             let next = self.delivered + 1;
             if let Some(event) = self.held.get(&next) {
                 // No stream listening is fine: the event stays held for those that come.
-                let _ = feed.send(event.clone());
+                let _ = self.feed.send(event.clone());
             } else if next <= self.read_up_to {
                 // Read past, yet not held: it expired before this view saw it, or is of a
                 // kind this version does not know. Nothing to send.
@@ -171,7 +203,6 @@ pub struct RevocationView {
     keep_ms: i64,
     state: RwLock<State>,
     last_read: AtomicI64,
-    feed: broadcast::Sender<Arc<RevocationEvent>>,
     closing: watch::Sender<bool>,
 }
 
@@ -193,30 +224,13 @@ impl RevocationView {
         let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         // Events past their `expires_at` but within this instance's own window are kept too.
         let live = repo.live_revocations(now.saturating_sub(keep_ms)).await?;
-        let mut state = State::default();
-        for event in live.events {
-            state.insert(Arc::new(event));
-        }
-        // Every sequence up to the head is committed; the ones not held expired (or were
-        // cleaned up) before this view was made.
-        let mut floor = live.head;
-        for sequence in state.held.keys().rev() {
-            if *sequence == floor {
-                floor -= 1;
-            } else if *sequence < floor {
-                break;
-            }
-        }
-        state.floor = floor;
-        state.read_up_to = live.head;
-        state.delivered = live.head;
+        let state = State::loaded(live);
         let view = Self {
             repo,
             clock,
             keep_ms,
             state: RwLock::new(state),
             last_read: AtomicI64::new(now),
-            feed: broadcast::channel(FEED_CAPACITY).0,
             closing: watch::channel(false).0,
         };
         view.read_disabled_clients().await?;
@@ -236,7 +250,7 @@ impl RevocationView {
     pub fn apply(&self, event: RevocationEvent) {
         let mut state = self.state.write();
         if state.insert(Arc::new(event)) {
-            state.deliver(&self.feed);
+            state.deliver();
         }
     }
 
@@ -245,6 +259,10 @@ impl RevocationView {
     pub async fn refresh(&self) -> Result<(), DomainError> {
         let now = self.clock.now_ms();
         self.read_disabled_clients().await?;
+        let head = self.repo.log_head().await?;
+        if head < self.state.read().read_up_to {
+            self.start_over(now).await?;
+        }
         loop {
             let after = self.state.read().read_up_to;
             let page = self.repo.revocations_after(after, READ_BATCH).await?;
@@ -256,7 +274,7 @@ impl RevocationView {
             for event in page.events {
                 state.insert(Arc::new(event));
             }
-            state.deliver(&self.feed);
+            state.deliver();
             if page.rows < READ_BATCH {
                 break;
             }
@@ -314,8 +332,13 @@ impl RevocationView {
         let now = self.clock.now_ms();
         // Under the lock that delivery takes, so that nothing falls between start and feed.
         let state = self.state.read();
-        let feed = self.feed.subscribe();
-        let start = if after_sequence == 0 || after_sequence < state.floor {
+        let feed = state.feed.subscribe();
+        // A cursor ahead of this view (another instance ran ahead, or the log went back) gets a
+        // snapshot too: replaying from it could skip what this view has not read.
+        let start = if after_sequence == 0
+            || after_sequence < state.floor
+            || after_sequence > state.delivered
+        {
             StreamStart::Snapshot {
                 sequence: state.delivered,
                 events: state
@@ -326,7 +349,7 @@ impl RevocationView {
                     .cloned()
                     .collect(),
             }
-        } else if after_sequence >= state.delivered {
+        } else if after_sequence == state.delivered {
             StreamStart::Replay(Vec::new())
         } else {
             StreamStart::Replay(
@@ -342,6 +365,41 @@ impl RevocationView {
             feed,
             closing: self.closing.subscribe(),
         }
+    }
+
+    /// Makes the view again from what the log holds: the log's head went back below what this
+    /// view read (a database restored from a backup, a fail-over that lost the last commits),
+    /// so sequences it read may be given again to other revocations. What it knew stays known
+    /// (a revocation, once made, is kept until it expires); every stream ends, and resumes with
+    /// a snapshot.
+    async fn start_over(&self, now: i64) -> Result<(), DomainError> {
+        let live = self
+            .repo
+            .live_revocations(now.saturating_sub(self.keep_ms))
+            .await?;
+        let mut fresh = State::loaded(live);
+        let mut state = self.state.write();
+        tracing::warn!(
+            read_up_to = state.read_up_to,
+            head = fresh.read_up_to,
+            "the revocation log went back: view made again, streams ended"
+        );
+        fresh.sessions.extend(
+            std::mem::take(&mut state.sessions)
+                .into_keys()
+                .map(|k| (k, 0)),
+        );
+        fresh.tokens.extend(
+            std::mem::take(&mut state.tokens)
+                .into_keys()
+                .map(|k| (k, 0)),
+        );
+        fresh
+            .disabled_clients
+            .extend(std::mem::take(&mut state.disabled_clients));
+        // The old feed goes with the old state: its streams see it close.
+        *state = fresh;
+        Ok(())
     }
 
     /// Ends every stream (the server is stopping).

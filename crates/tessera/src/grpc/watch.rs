@@ -160,7 +160,8 @@ async fn run(
                     heartbeat.reset();
                 }
                 Err(RecvError::Lagged(_)) => return Stop::Behind,
-                Err(RecvError::Closed) => return Stop::Gone,
+                // The view was made again (the log went back): resume, with a snapshot.
+                Err(RecvError::Closed) => return Stop::Stale,
             },
             _ = freshness.tick() => {
                 if tokens.revocations().is_stale(tokens.now_ms()) {

@@ -107,6 +107,20 @@ impl RevocationLog for Store {
         })
     }
 
+    async fn log_head(&self) -> Result<u64, RepositoryError> {
+        let head: i64 = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT last FROM revocation_sequence WHERE id = 1",
+            ))
+            .await?
+            .map(|row| row.try_get("", "last"))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(u64::try_from(head).unwrap_or_default())
+    }
+
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations, RepositoryError> {
         // The head first: every event at or below it is committed, so the events read next
         // (up to the head) are all of them.
