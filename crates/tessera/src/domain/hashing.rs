@@ -125,8 +125,8 @@ impl HashingPool {
             .cloned()
     }
 
-    /// Whether a stored hash is weaker than the configured cost (or not argon2id at all), so
-    /// that it should be replaced after the next successful verification.
+    /// Whether a stored hash is not at the configured cost (or not argon2id at all), so that it
+    /// should be replaced after the next successful verification.
     pub fn needs_rehash(&self, phc: &str) -> bool {
         let Ok(hash) = PasswordHash::new(phc) else {
             return true;
@@ -137,9 +137,11 @@ impl HashingPool {
         let Ok(stored) = Params::try_from(&hash) else {
             return true;
         };
-        stored.m_cost() < self.params.m_cost()
-            || stored.t_cost() < self.params.t_cost()
-            || stored.p_cost() < self.params.p_cost()
+        // Weaker costs less than a wrong password for an unknown user, stronger costs more:
+        // either would tell the account apart, so both are brought to the configured cost.
+        stored.m_cost() != self.params.m_cost()
+            || stored.t_cost() != self.params.t_cost()
+            || stored.p_cost() != self.params.p_cost()
     }
 
     /// Takes every permit until the returned guard drops: the pool is then full, as under a
@@ -295,7 +297,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn weaker_hashes_need_a_rehash_and_equal_ones_do_not() {
+    async fn hashes_at_another_cost_need_a_rehash_and_equal_ones_do_not() {
         let weak = HashingPool::new(
             HashCost {
                 memory_kib: 8 * 1024,
@@ -311,7 +313,8 @@ mod tests {
         let strong_hash = strong.hash(SecretString::from("pw")).await.expect("hash");
         assert!(strong.needs_rehash(&weak_hash));
         assert!(!strong.needs_rehash(&strong_hash));
-        assert!(!weak.needs_rehash(&strong_hash));
+        // Stronger than configured: re-hashed too, or its slower check would tell it apart.
+        assert!(weak.needs_rehash(&strong_hash));
         assert!(
             strong.needs_rehash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
         );

@@ -47,6 +47,8 @@ pub enum UserChange {
 #[derive(Debug, Default)]
 pub struct MemoryRepository {
     tables: Mutex<Tables>,
+    /// When set, password re-hashes wait here until it is notified.
+    upgrade_gate: Mutex<Option<std::sync::Arc<tokio::sync::Notify>>>,
 }
 
 impl MemoryRepository {
@@ -67,6 +69,13 @@ impl MemoryRepository {
         let mut tables = self.tables.lock();
         tables.events.retain(|e| e.sequence <= sequence);
         tables.last_sequence = sequence;
+    }
+
+    /// Holds every password re-hash until the returned gate is notified.
+    pub fn hold_password_upgrades(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+        *self.upgrade_gate.lock() = Some(gate.clone());
+        gate
     }
 
     /// Commits `change` to `user_id` just before the next session starts.
@@ -150,6 +159,10 @@ impl UserRepository for MemoryRepository {
         new_hash: String,
         now: i64,
     ) -> Result<()> {
+        let gate = self.upgrade_gate.lock().clone();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
         self.with(|t| {
             if let Some(user) = t.users.get_mut(user_id)
                 && user.password_hash == old_hash

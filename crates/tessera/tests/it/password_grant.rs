@@ -190,7 +190,12 @@ async fn a_weaker_stored_hash_is_rehashed_on_the_next_successful_login() {
     app.login(&client, "hana@example.com", "hanas-password")
         .await
         .expect("login");
-    assert!(stored(&app).await.contains("m=19456,t=2,p=1"));
+    // Re-hashed off the caller's path: wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !stored(&app).await.contains("m=19456,t=2,p=1") {
+        assert!(tokio::time::Instant::now() < deadline, "never re-hashed");
+        tokio::task::yield_now().await;
+    }
     app.login(&client, "hana@example.com", "hanas-password")
         .await
         .expect("the new hash verifies");

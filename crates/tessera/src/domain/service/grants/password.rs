@@ -55,7 +55,7 @@ impl TokenService {
             .start_session(&client.client_id, Some(&user), &scope, now)
             .await?;
         self.throttle.succeeded(attempt).await?;
-        self.upgrade_weak_hash(&user, password).await;
+        self.upgrade_hash_in_background(&user, password);
         let claims = self.access_claims(
             &client.client_id,
             &user.user_id,
@@ -80,27 +80,33 @@ impl TokenService {
             Some(user) => user.password_hash.clone(),
             None => self.hasher().dummy_hash().await?,
         };
-        let verified = self
-            .hasher()
-            .verify_reserved(reservation, password.clone(), stored_hash)
-            .await?;
-        if user
+        let verify_stored =
+            self.hasher()
+                .verify_reserved(reservation, password.clone(), stored_hash);
+        let verified = if user
             .as_ref()
             .is_some_and(|u| self.hasher().needs_rehash(&u.password_hash))
         {
-            // A hash weaker than the configured cost verifies faster than the dummy hash of
-            // an unknown user; pay the full cost too, so that the account does not show.
+            // A hash weaker than the configured cost verifies faster than the dummy hash of an
+            // unknown user: the dummy runs beside it, so that the attempt takes as long as any
+            // other (the longer of the two), and the account does not show.
             let dummy = self.hasher().dummy_hash().await?;
-            self.hasher()
-                .verify_reserved(reservation, password.clone(), dummy)
-                .await?;
-        }
+            let verify_dummy = self
+                .hasher()
+                .verify_reserved(reservation, password.clone(), dummy);
+            let (verified, dummy) = tokio::join!(verify_stored, verify_dummy);
+            dummy?;
+            verified?
+        } else {
+            verify_stored.await?
+        };
         Ok((user, verified))
     }
 
-    /// Re-hashes a password whose stored hash is weaker than the configured cost. Best effort:
-    /// the login has succeeded whatever happens here.
-    pub(in crate::domain::service) async fn upgrade_weak_hash(
+    /// Re-hashes a password whose stored hash is not at the configured cost, on a task of its
+    /// own: the caller's answer does not wait for it (nor shows, by its timing, that it ran).
+    /// Best effort: the login has succeeded whatever happens here.
+    pub(in crate::domain::service) fn upgrade_hash_in_background(
         &self,
         user: &UserRecord,
         password: SecretString,
@@ -108,24 +114,22 @@ impl TokenService {
         if !self.hasher().needs_rehash(&user.password_hash) {
             return;
         }
-        let result = match self.hasher().hash(password).await {
-            Ok(new_hash) => self
-                .repo
-                .upgrade_password_hash(
-                    &user.user_id,
-                    &user.password_hash,
-                    new_hash,
-                    self.clock.now_ms(),
-                )
-                .await
-                .map_err(DomainError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::warn!(
-                reason = e.reason(),
-                "could not upgrade a weak password hash; will retry at the next login"
-            );
-        }
+        let (repo, hasher, clock) = (self.repo.clone(), self.hasher().clone(), self.clock.clone());
+        let (user_id, old_hash) = (user.user_id.clone(), user.password_hash.clone());
+        tokio::spawn(async move {
+            let result = match hasher.hash(password).await {
+                Ok(new_hash) => repo
+                    .upgrade_password_hash(&user_id, &old_hash, new_hash, clock.now_ms())
+                    .await
+                    .map_err(DomainError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(
+                    reason = e.reason(),
+                    "could not re-hash a password; will retry at the next login"
+                );
+            }
+        });
     }
 }
