@@ -35,6 +35,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// introspection then answers UNAVAILABLE rather than risk calling a revoked token active.
 /// With the poll interval, every call that relies on the view fails within two seconds of the
 /// database going away.
+pub const STALE_AFTER: Duration = Duration::from_millis(1_500);
 const STALE_AFTER_MS: i64 = 1_500;
 /// Events read per query: well below what the feed holds, so that one read never makes a
 /// stream that keeps up fall behind.
@@ -132,6 +133,27 @@ impl State {
             }
             self.delivered = next;
         }
+    }
+
+    /// Whether any held event can be forgotten (see [`State::forget_expired`]).
+    fn has_expired(&self, now: i64, keep_ms: i64) -> bool {
+        self.held
+            .iter()
+            .any(|(sequence, event)| Self::expired(*sequence, event, now, keep_ms, self.delivered))
+    }
+
+    fn expired(
+        sequence: u64,
+        event: &RevocationEvent,
+        now: i64,
+        keep_ms: i64,
+        delivered: u64,
+    ) -> bool {
+        event
+            .expires_at
+            .max(event.revoked_at.saturating_add(keep_ms))
+            < now
+            && sequence <= delivered
     }
 
     /// Forgets every event that no active token can need any more: past its `expires_at`, and
@@ -279,7 +301,11 @@ impl RevocationView {
                 break;
             }
         }
-        self.state.write().forget_expired(now, self.keep_ms);
+        // Looked for under the read lock: introspection waits on the write lock only when there
+        // is something to forget.
+        if self.state.read().has_expired(now, self.keep_ms) {
+            self.state.write().forget_expired(now, self.keep_ms);
+        }
         // Never backwards: a read that began before a later one finished vouches for less.
         self.last_read.fetch_max(now, Ordering::Relaxed);
         Ok(())
@@ -400,6 +426,12 @@ impl RevocationView {
         // The old feed goes with the old state: its streams see it close.
         *state = fresh;
         Ok(())
+    }
+
+    /// Ends every stream on this view's feed (they reconnect and resume): the view cannot read
+    /// the log and streams must not go on heartbeating over revocations they are not sent.
+    pub fn end_streams(&self) {
+        self.state.write().feed = broadcast::channel(FEED_CAPACITY).0;
     }
 
     /// Ends every stream (the server is stopping).

@@ -157,8 +157,14 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         &self,
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let peer = req.remote_addr().map(|addr| addr.ip());
-        let address = request::end_user_address(peer, req.metadata(), &self.trusted_proxies);
+        // Only logins are throttled by address.
+        let address = match req.get_ref().grant {
+            Some(pb::issue_token_request::Grant::Password(_)) => {
+                let peer = req.remote_addr().map(|addr| addr.ip());
+                request::end_user_address(peer, req.metadata(), &self.trusted_proxies)
+            }
+            _ => None,
+        };
         let req = req.into_inner();
         let client_id = req.client_id.clone();
         let tokens = self.tokens.clone();

@@ -12,7 +12,6 @@ use tonic::Status;
 use super::{auth_service::timestamp, pb};
 use crate::domain::{
     DomainError, TokenService,
-    clock::now_ms,
     repository::{RevocationEvent, RevocationKind},
     revocation_view::{StreamStart, Subscription},
 };
@@ -25,8 +24,6 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const STREAM_BUFFER: usize = 256;
 /// How long a stream's reader may leave a full buffer untouched before the stream is ended.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an open stream checks that the view it is fed from is fresh.
-const FRESHNESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// What `WatchRevocations` answers with.
 pub type WatchStream =
@@ -139,9 +136,7 @@ async fn run(
         HEARTBEAT_EVERY,
     );
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut freshness = tokio::time::interval(FRESHNESS_CHECK_EVERY);
     let Subscription { feed, closing, .. } = subscription;
-    freshness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -160,18 +155,15 @@ async fn run(
                     heartbeat.reset();
                 }
                 Err(RecvError::Lagged(_)) => return Stop::Behind,
-                // The view was made again (the log went back): resume, with a snapshot.
+                // The view ended its streams: it cannot read the log, or it was made again (the
+                // log went back). The reader reconnects: refused while the view is stale, then
+                // resumed.
                 Err(RecvError::Closed) => return Stop::Stale,
             },
-            _ = freshness.tick() => {
-                if tokens.revocations().is_stale(tokens.now_ms()) {
-                    return Stop::Stale;
-                }
-            }
             _ = heartbeat.tick() => {
                 let beat = pb::Heartbeat {
                     sequence: last,
-                    server_time: Some(timestamp(now_ms())),
+                    server_time: Some(timestamp(tokens.now_ms())),
                 };
                 if let Err(stop) = outlet.send(Event::Heartbeat(beat)).await {
                     return stop;

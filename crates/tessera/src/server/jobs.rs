@@ -12,7 +12,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::domain::{
-    TokenService, cleanup, clock::now_ms, policy::KEY_FOLLOW_INTERVAL, revocation_view,
+    DomainError, TokenService, cleanup, clock::now_ms, policy::KEY_FOLLOW_INTERVAL, revocation_view,
 };
 use crate::grpc::health::report;
 use crate::store::Store;
@@ -206,9 +206,18 @@ async fn follow_revocations(tokens: Arc<TokenService>, stop: watch::Receiver<boo
         || revocation_view::POLL_INTERVAL,
         stop,
         || async {
-            if let Err(e) = tokens.revocations().refresh().await {
+            let view = tokens.revocations();
+            // Bounded, so that a read that hangs still lets the view be judged stale.
+            let read = tokio::time::timeout(revocation_view::STALE_AFTER, view.refresh())
+                .await
+                .unwrap_or(Err(DomainError::Unavailable));
+            if let Err(e) = read {
                 // Introspection answers UNAVAILABLE once the view is too old; keep trying.
                 tracing::debug!(reason = e.reason(), "could not read revocations");
+                if view.is_stale(tokens.now_ms()) {
+                    // Streams must not go on heartbeating over revocations they are not sent.
+                    view.end_streams();
+                }
             }
         },
     )

@@ -49,6 +49,19 @@ pub(super) async fn record(
     Ok(u64::try_from(sequence).unwrap_or_default())
 }
 
+/// The sequence of the last committed event (0 before the first).
+async fn head(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT last FROM revocation_sequence WHERE id = 1",
+        ))
+        .await?
+        .map(|row| row.try_get("", "last"))
+        .transpose()?
+        .unwrap_or_default())
+}
+
 impl Store {
     /// Logs a revocation that needs no other write (a token revoked alone), unless the log
     /// holds it already. The event's sequence, or `None` when nothing was written.
@@ -108,32 +121,14 @@ impl RevocationLog for Store {
     }
 
     async fn log_head(&self) -> Result<u64, RepositoryError> {
-        let head: i64 = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.db.get_database_backend(),
-                "SELECT last FROM revocation_sequence WHERE id = 1",
-            ))
-            .await?
-            .map(|row| row.try_get("", "last"))
-            .transpose()?
-            .unwrap_or_default();
-        Ok(u64::try_from(head).unwrap_or_default())
+        Ok(u64::try_from(head(&self.db).await?).unwrap_or_default())
     }
 
     async fn live_revocations(&self, now: i64) -> Result<LiveRevocations, RepositoryError> {
         // The head first: every event at or below it is committed, so the events read next
         // (up to the head) are all of them.
         let txn = self.db.begin().await?;
-        let head: i64 = txn
-            .query_one_raw(Statement::from_string(
-                txn.get_database_backend(),
-                "SELECT last FROM revocation_sequence WHERE id = 1",
-            ))
-            .await?
-            .map(|row| row.try_get("", "last"))
-            .transpose()?
-            .unwrap_or_default();
+        let head = head(&txn).await?;
         let events = revocation_log::Entity::find()
             .filter(revocation_log::Column::ExpiresAt.gt(now))
             .filter(revocation_log::Column::Sequence.lte(head))

@@ -243,3 +243,19 @@ async fn a_log_that_goes_back_makes_the_view_again_and_ends_its_streams() {
         StreamStart::Snapshot { sequence: 2, .. }
     ));
 }
+
+#[tokio::test]
+async fn ending_the_streams_closes_their_feed_and_new_ones_start_afresh() {
+    let world = World::new().await;
+    let view = view(&world).await;
+    let mut subscription = view.subscribe(0);
+    view.end_streams();
+    assert!(matches!(
+        subscription.feed.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Closed)
+    ));
+    let mut next = view.subscribe(0);
+    revoke_elsewhere(&world, "after", world.start).await;
+    view.refresh().await.expect("poll");
+    assert_eq!(next.feed.try_recv().expect("an event").subject, "after");
+}
