@@ -112,10 +112,15 @@ pub struct HashArgs {
     pub insecure_argon2_for_tests: bool,
 }
 
-/// OWASP's weakest recommended argon2id configuration is m = 7 MiB with t = 5; every other one
-/// spends at least as much memory × passes (m = 19 MiB, t = 2 is the default).
-const OWASP_MIN_MEMORY_KIB: u32 = 7 * 1024;
-const OWASP_MIN_MEMORY_PASSES: u64 = 7 * 1024 * 5;
+/// OWASP's recommended argon2id configurations (memory KiB, passes), p = 1: a cost is enough
+/// when it is at least one of them in both memory and passes.
+const OWASP_MINIMUMS: [(u32, u32); 5] = [
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+];
 
 impl HashArgs {
     /// The validated cost.
@@ -155,17 +160,16 @@ impl HashArgs {
             )?,
             parallelism,
         };
-        let memory_passes = u64::from(cost.memory_kib) * u64::from(cost.iterations);
-        if !self.insecure_argon2_for_tests
-            && (cost.memory_kib < OWASP_MIN_MEMORY_KIB || memory_passes < OWASP_MIN_MEMORY_PASSES)
-        {
+        let owasp = OWASP_MINIMUMS
+            .iter()
+            .any(|&(memory, passes)| cost.memory_kib >= memory && cost.iterations >= passes);
+        if !self.insecure_argon2_for_tests && !owasp {
             return Err(ConfigError::new(
                 "TESSERA_ARGON2_MEMORY_KIB",
                 &format!("{} (with {} passes)", cost.memory_kib, cost.iterations),
-                format!(
-                    "at least OWASP's minimum: {OWASP_MIN_MEMORY_KIB} KiB and {OWASP_MIN_MEMORY_PASSES} KiB × passes \
-                     (such as 19456 KiB × 2); --insecure-argon2-for-tests allows less, for test rigs"
-                ),
+                "at least one of OWASP's configurations: 47104 KiB × 1 pass, 19456 × 2, \
+                 12288 × 3, 9216 × 4 or 7168 × 5; --insecure-argon2-for-tests allows less, \
+                 for test rigs",
             ));
         }
         Ok(cost)
@@ -351,7 +355,7 @@ pub fn trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
             entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map(|net| net.trunc())
+                .map(|net| canonical_net(net.trunc()))
                 .map_err(|_| {
                     ConfigError::new(
                         "TESSERA_TRUSTED_PROXIES",
@@ -361,6 +365,19 @@ pub fn trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
                 })
         })
         .collect()
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it stands for:
+/// peers and forwarded addresses are compared in their IPv4 form.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    if let ipnet::IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+        && let Ok(mapped) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return ipnet::IpNet::V4(mapped);
+    }
+    net
 }
 
 /// Checks that a database URL names a backend Tessera speaks.
@@ -450,6 +467,7 @@ mod tests {
         assert!(hash_args("19456", "2", false).cost().is_ok());
         assert!(hash_args("7168", "5", false).cost().is_ok());
         assert!(hash_args("47104", "1", false).cost().is_ok());
+        assert!(hash_args("35840", "1", false).cost().is_err());
         assert!(hash_args("8", "1", true).cost().is_ok());
     }
 
@@ -513,5 +531,7 @@ mod tests {
         assert_eq!(nets[1].to_string(), "192.0.2.7/32");
         assert!(trusted_proxies("").expect("empty").is_empty());
         assert!(trusted_proxies("10.0.0.0/8, not-an-address").is_err());
+        let mapped = trusted_proxies("::ffff:10.0.0.0/104").expect("valid");
+        assert_eq!(mapped[0].to_string(), "10.0.0.0/8");
     }
 }
