@@ -49,16 +49,16 @@ pub async fn introspect_on(
     bearer: Option<&str>,
     token: &str,
 ) -> Result<pb::IntrospectTokenResponse, Status> {
-    let mut request = Request::new(pb::IntrospectTokenRequest {
-        token: token.to_owned(),
-        token_type_hint: 0,
-    });
-    if let Some(bearer) = bearer {
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {bearer}").parse().expect("header"),
-        );
-    }
+    let request = match bearer {
+        Some(bearer) => {
+            let authorization = format!("Bearer {bearer}").parse().expect("header");
+            introspect_request(&authorization, token)
+        }
+        None => Request::new(pb::IntrospectTokenRequest {
+            token: token.to_owned(),
+            token_type_hint: 0,
+        }),
+    };
     AuthServiceClient::new(channel.clone())
         .introspect_token(request)
         .await

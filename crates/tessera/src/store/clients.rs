@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::entity::{clients, sessions};
 use super::records::client_of;
+use super::sessions::ending_sessions;
 use super::{Store, revocations};
 use crate::domain::repository::{ClientRecord, ClientRepository, RepositoryError, RevocationKind};
 
@@ -68,13 +69,13 @@ impl ClientRepository for Store {
             txn.rollback().await?;
             return Ok(exists);
         }
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::EndedAt, Expr::value(now))
-            .col_expr(sessions::Column::EndReason, Expr::value("client_disabled"))
-            .filter(sessions::Column::ClientId.eq(client_id))
-            .filter(sessions::Column::EndedAt.is_null())
-            .exec(&txn)
-            .await?;
+        ending_sessions(
+            sessions::Column::ClientId.eq(client_id),
+            now,
+            "client_disabled",
+        )
+        .exec(&txn)
+        .await?;
         revocations::record(&txn, RevocationKind::Client, client_id, now, expires_at).await?;
         txn.commit().await?;
         Ok(true)

@@ -95,11 +95,7 @@ impl SessionRepository for Store {
     ) -> Result<Option<u64>, RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let ended = sessions::Entity::update_many()
-            .col_expr(sessions::Column::EndedAt, Expr::value(now))
-            .col_expr(sessions::Column::EndReason, Expr::value(reason))
-            .filter(sessions::Column::Sid.eq(sid))
-            .filter(sessions::Column::EndedAt.is_null())
+        let ended = ending_sessions(sessions::Column::Sid.eq(sid), now, reason)
             .exec(&txn)
             .await?;
         if ended.rows_affected == 0 {
@@ -241,4 +237,18 @@ impl Store {
         txn.commit().await?;
         Ok(started)
     }
+}
+
+/// The UPDATE that ends the live sessions `which` picks (a session already ended keeps its
+/// first end), for the caller to run inside its transaction.
+pub(super) fn ending_sessions(
+    which: sea_orm::sea_query::SimpleExpr,
+    now: i64,
+    reason: &str,
+) -> sea_orm::UpdateMany<sessions::Entity> {
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::EndedAt, Expr::value(now))
+        .col_expr(sessions::Column::EndReason, Expr::value(reason))
+        .filter(which)
+        .filter(sessions::Column::EndedAt.is_null())
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::entity::{sessions, users};
 use super::revocations;
+use super::sessions::ending_sessions;
 use super::{Store, StoreError};
 use crate::domain::repository::{RepositoryError, RevocationKind, UserRecord, UserRepository};
 
@@ -133,11 +134,7 @@ impl Store {
         // The user row is locked by the update above, so no login can add a session meanwhile
         // (its guarded insert waits, then fails). The sessions this update ends are exactly the
         // ones logged: one that a logout ends at the same moment is that logout's to log.
-        let ended = sessions::Entity::update_many()
-            .col_expr(sessions::Column::EndedAt, Expr::value(now))
-            .col_expr(sessions::Column::EndReason, Expr::value(reason))
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::EndedAt.is_null())
+        let ended = ending_sessions(sessions::Column::UserId.eq(user_id), now, reason)
             .exec_with_returning(&txn)
             .await?;
         // One event per ended session: instances match them by sid.
