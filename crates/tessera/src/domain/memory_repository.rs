@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::repository::{
-    CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, KeyRepository,
-    LiveRevocations, LogPage, NewSession, RefreshTokenRecord, RepositoryError, RevocationEvent,
-    RevocationKind, RevocationLog, SessionRecord, SessionRepository, SigningKeyRecord,
-    ThrottleCount, ThrottleRepository, UserRecord, UserRepository,
+    CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, IssuedAccess,
+    KeyRepository, LiveRevocations, LogPage, NewSession, RefreshTokenRecord, Reissue,
+    RepositoryError, RevocationEvent, RevocationKind, RevocationLog, SessionRecord,
+    SessionRepository, SigningKeyRecord, ThrottleCount, ThrottleRepository, UserRecord,
+    UserRepository,
 };
 
 type Result<T> = std::result::Result<T, RepositoryError>;
@@ -382,9 +383,53 @@ impl SessionRepository for MemoryRepository {
                 return Ok(false);
             }
             old.spent_at = Some(now);
+            old.successor_hash = Some(successor.token_hash.clone());
             t.refresh_tokens
                 .insert(successor.token_hash.clone(), successor);
             Ok(true)
+        })
+    }
+
+    async fn reissue_refresh_token(
+        &self,
+        presented_hash: &str,
+        replaced_hash: &str,
+        replacement: RefreshTokenRecord,
+        now: i64,
+        revoke: Option<&IssuedAccess>,
+    ) -> Result<Reissue> {
+        self.with(|t| {
+            let session_live = t
+                .sessions
+                .get(&replacement.sid)
+                .is_some_and(|s| s.ended_at.is_none() && s.expires_at > now);
+            let replaceable = t
+                .refresh_tokens
+                .get(replaced_hash)
+                .is_some_and(|r| r.spent_at.is_none());
+            let points_at_it = t
+                .refresh_tokens
+                .get(presented_hash)
+                .is_some_and(|p| p.successor_hash.as_deref() == Some(replaced_hash));
+            if !(session_live && replaceable && points_at_it) {
+                return Ok(Reissue::Refused);
+            }
+            if let Some(replaced) = t.refresh_tokens.get_mut(replaced_hash) {
+                replaced.spent_at = Some(now);
+            }
+            if let Some(presented) = t.refresh_tokens.get_mut(presented_hash) {
+                presented.successor_hash = Some(replacement.token_hash.clone());
+            }
+            t.refresh_tokens
+                .insert(replacement.token_hash.clone(), replacement);
+            let revocation = revoke.and_then(|access| {
+                let logged = t
+                    .events
+                    .iter()
+                    .any(|e| e.kind == RevocationKind::Token && e.subject == access.jti);
+                (!logged).then(|| t.log(RevocationKind::Token, &access.jti, now, access.expires_at))
+            });
+            Ok(Reissue::Replaced { revocation })
         })
     }
 }

@@ -79,6 +79,28 @@ pub struct RefreshTokenRecord {
     pub created_at: i64,
     pub expires_at: i64,
     pub spent_at: Option<i64>,
+    /// Once spent: the refresh token its spending issued (the latest, after a reissue).
+    pub successor_hash: Option<String>,
+    /// The access token issued beside this refresh token (by a refresh), which a reissue of
+    /// the pair revokes.
+    pub issued_with: Option<IssuedAccess>,
+}
+
+/// An access token, as far as revoking it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedAccess {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// What `SessionRepository::reissue_refresh_token` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reissue {
+    /// The pair was replaced; the sequence of the replaced access token's revocation, when one
+    /// was logged.
+    Replaced { revocation: Option<u64> },
+    /// Nothing changed: the pair was replaced or used meanwhile, or the session ended.
+    Refused,
 }
 
 /// A session to start, with its first refresh token.
@@ -290,6 +312,19 @@ pub trait SessionRepository: Send + Sync {
         successor: RefreshTokenRecord,
         now: i64,
     ) -> Result<bool>;
+    /// Within the reuse grace (SPEC §2): replaces the pair that spending `presented_hash`
+    /// issued, whose refresh token `replaced_hash` must still be unspent, with `replacement`,
+    /// atomically: the replaced refresh token is spent, `revoke` (the access token issued
+    /// beside it, with the time its revocation may be forgotten) is logged as revoked unless
+    /// the log holds it already, and the presented token points at the replacement.
+    async fn reissue_refresh_token(
+        &self,
+        presented_hash: &str,
+        replaced_hash: &str,
+        replacement: RefreshTokenRecord,
+        now: i64,
+        revoke: Option<&IssuedAccess>,
+    ) -> Result<Reissue>;
 }
 
 #[async_trait]

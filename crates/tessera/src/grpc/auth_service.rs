@@ -66,7 +66,7 @@ impl AuthServiceImpl {
 /// The longest an RPC may take: past it, the caller gets UNAVAILABLE rather than a hang (a
 /// database that stopped answering mid-query, say). Session starts commit on a task of their
 /// own, so a cut-off call never leaves a half-written session.
-pub const RPC_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+pub const RPC_DEADLINE: std::time::Duration = crate::domain::service::CALL_DEADLINE;
 
 /// Runs one RPC inside its span, within the deadline, and records how it ended.
 async fn traced<T>(

@@ -6,8 +6,8 @@ use super::entity::{clients, refresh_tokens, revocation_log, sessions, signing_k
 use crate::domain::{
     clients::ClientKind,
     repository::{
-        ClientRecord, RefreshTokenRecord, RepositoryError, RevocationEvent, RevocationKind,
-        SessionRecord, SigningKeyRecord, UserRecord,
+        ClientRecord, IssuedAccess, RefreshTokenRecord, RepositoryError, RevocationEvent,
+        RevocationKind, SessionRecord, SigningKeyRecord, UserRecord,
     },
 };
 
@@ -158,6 +158,11 @@ impl From<refresh_tokens::Model> for RefreshTokenRecord {
             created_at: row.created_at,
             expires_at: row.expires_at,
             spent_at: row.spent_at,
+            successor_hash: row.successor_hash,
+            issued_with: row
+                .access_jti
+                .zip(row.access_expires_at)
+                .map(|(jti, expires_at)| IssuedAccess { jti, expires_at }),
         }
     }
 }
@@ -171,6 +176,9 @@ impl From<RefreshTokenRecord> for refresh_tokens::Model {
             created_at: token.created_at,
             expires_at: token.expires_at,
             spent_at: token.spent_at,
+            successor_hash: token.successor_hash,
+            access_expires_at: token.issued_with.as_ref().map(|a| a.expires_at),
+            access_jti: token.issued_with.map(|a| a.jti),
         }
     }
 }

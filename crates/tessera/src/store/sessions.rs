@@ -1,15 +1,17 @@
 //! Queries on sessions, refresh tokens and revocations.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
     sea_query::{Expr, Query},
 };
 
-use super::entity::{refresh_tokens, sessions, users};
+use super::entity::{refresh_tokens, revocation_log, sessions, users};
+use super::records::kind_text;
 use super::revocations;
 use super::{Store, StoreError};
 use crate::domain::repository::{
-    NewSession, RefreshTokenRecord, RepositoryError, RevocationKind, SessionRecord,
-    SessionRepository,
+    IssuedAccess, NewSession, RefreshTokenRecord, Reissue, RepositoryError, RevocationKind,
+    SessionRecord, SessionRepository,
 };
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -132,19 +134,16 @@ impl SessionRepository for Store {
     ) -> Result<bool, RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let live_sessions = Query::select()
-            .column(sessions::Column::Sid)
-            .from(sessions::Entity)
-            .and_where(sessions::Column::Sid.eq(successor.sid.clone()))
-            .and_where(sessions::Column::EndedAt.is_null())
-            .and_where(sessions::Column::ExpiresAt.gt(now))
-            .to_owned();
         let spent = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+            .col_expr(
+                refresh_tokens::Column::SuccessorHash,
+                Expr::value(successor.token_hash.clone()),
+            )
             .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
             .filter(refresh_tokens::Column::SpentAt.is_null())
             .filter(refresh_tokens::Column::ExpiresAt.gt(now))
-            .filter(refresh_tokens::Column::Sid.in_subquery(live_sessions))
+            .filter(refresh_tokens::Column::Sid.in_subquery(live_session(&successor.sid, now)))
             .exec(&txn)
             .await?;
         if spent.rows_affected != 1 {
@@ -157,6 +156,79 @@ impl SessionRepository for Store {
         txn.commit().await?;
         Ok(true)
     }
+
+    /// Replaces the pair a spending issued (SPEC §2's reuse grace), atomically: the replaced
+    /// refresh token is spent only if it was unspent and its session is live, which also makes
+    /// concurrent reissues of one pair end with one winner.
+    async fn reissue_refresh_token(
+        &self,
+        presented_hash: &str,
+        replaced_hash: &str,
+        replacement: RefreshTokenRecord,
+        now: i64,
+        revoke: Option<&IssuedAccess>,
+    ) -> Result<Reissue, RepositoryError> {
+        let _write = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let replaced = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+            .filter(refresh_tokens::Column::TokenHash.eq(replaced_hash))
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::Sid.in_subquery(live_session(&replacement.sid, now)))
+            .exec(&txn)
+            .await?;
+        let repointed = refresh_tokens::Entity::update_many()
+            .col_expr(
+                refresh_tokens::Column::SuccessorHash,
+                Expr::value(replacement.token_hash.clone()),
+            )
+            .filter(refresh_tokens::Column::TokenHash.eq(presented_hash))
+            .filter(refresh_tokens::Column::SuccessorHash.eq(replaced_hash))
+            .exec(&txn)
+            .await?;
+        if replaced.rows_affected != 1 || repointed.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(Reissue::Refused);
+        }
+        refresh_tokens::ActiveModel::from(refresh_tokens::Model::from(replacement))
+            .insert(&txn)
+            .await?;
+        let mut revocation = None;
+        if let Some(access) = revoke {
+            let logged = revocation_log::Entity::find()
+                .filter(revocation_log::Column::Kind.eq(kind_text(RevocationKind::Token)))
+                .filter(revocation_log::Column::Subject.eq(access.jti.as_str()))
+                .count(&txn)
+                .await?
+                > 0;
+            if !logged {
+                // Last: the log's counter row is the lock every revoking transaction queues on.
+                revocation = Some(
+                    revocations::record(
+                        &txn,
+                        RevocationKind::Token,
+                        &access.jti,
+                        now,
+                        access.expires_at,
+                    )
+                    .await?,
+                );
+            }
+        }
+        txn.commit().await?;
+        Ok(Reissue::Replaced { revocation })
+    }
+}
+
+/// The sid of a session that is live at `now`, as a subquery.
+fn live_session(sid: &str, now: i64) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(sessions::Column::Sid)
+        .from(sessions::Entity)
+        .and_where(sessions::Column::Sid.eq(sid))
+        .and_where(sessions::Column::EndedAt.is_null())
+        .and_where(sessions::Column::ExpiresAt.gt(now))
+        .to_owned()
 }
 
 impl Store {

@@ -63,6 +63,9 @@ async fn insert_refresh_token(
         created_at: expires_at - DAY_MS,
         expires_at,
         spent_at: None,
+        successor_hash: None,
+        access_jti: None,
+        access_expires_at: None,
     })
     .insert(app.store.connection())
     .await

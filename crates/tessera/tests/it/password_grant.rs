@@ -370,6 +370,8 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
                 created_at: now,
                 expires_at: now + 60_000,
                 spent_at: None,
+                successor_hash: None,
+                issued_with: None,
             },
             user_version: Some(read.version),
         })

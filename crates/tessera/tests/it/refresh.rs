@@ -93,7 +93,7 @@ async fn of_a_hundred_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
 }
 
 #[tokio::test]
-async fn a_spent_token_presented_within_the_grace_window_just_fails() {
+async fn a_spent_token_presented_again_at_once_is_concurrent_with_its_use_and_just_fails() {
     let app = TestApp::spawn().await;
     let (client, first, second) = refreshed_user_session(&app).await;
     assert_invalid_grant(app.refresh(&client, "", &first.refresh_token).await);
@@ -104,6 +104,31 @@ async fn a_spent_token_presented_within_the_grace_window_just_fails() {
     app.refresh(&client, "", &second.refresh_token)
         .await
         .expect("the successor still works");
+}
+
+#[tokio::test]
+async fn a_refresh_retried_after_a_lost_answer_gets_a_fresh_pair_and_the_lost_pair_stops_working() {
+    let app = TestApp::spawn_with_manual_clock(|_| {}).await;
+    let (client, first, lost) = refreshed_user_session(&app).await;
+    // The answer was lost (the call ran past the caller's deadline); the caller retries.
+    app.advance(Duration::from_secs(2)).await;
+    let retried = app
+        .refresh(&client, "", &first.refresh_token)
+        .await
+        .expect("a fresh pair within the grace");
+    assert_ne!(retried.refresh_token, lost.refresh_token);
+    assert_inactive(&app.introspect(&lost.access_token).await);
+    assert_inactive(&app.introspect(&lost.refresh_token).await);
+    let fresh = app.introspect(&retried.access_token).await;
+    assert!(fresh.active);
+    assert_eq!(fresh.sid, app.introspect(&first.access_token).await.sid);
+    app.refresh(&client, "", &retried.refresh_token)
+        .await
+        .expect("the fresh pair refreshes");
+    // Past the grace, the lost refresh token is a leak: the session ends.
+    app.advance(Duration::from_secs(11)).await;
+    assert_invalid_grant(app.refresh(&client, "", &lost.refresh_token).await);
+    assert_inactive(&app.introspect(&retried.access_token).await);
 }
 
 #[tokio::test]

@@ -82,6 +82,11 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+/// The longest a call may take: past it, the caller gets UNAVAILABLE rather than a hang (a
+/// database that stopped answering mid-query, say). A refresh token presented again within
+/// this time of its first use counts as concurrent with that use, not as its retry.
+pub const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// RFC 8693's URN for an access token: the only subject and issued token type.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -281,6 +286,8 @@ impl TokenService {
                         .saturating_add(ms(self.policy.refresh_token_ttl))
                         .min(session_expires),
                     spent_at: None,
+                    successor_hash: None,
+                    issued_with: None,
                 },
                 user_version: user.map(|u| u.version),
             })

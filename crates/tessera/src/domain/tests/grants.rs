@@ -379,19 +379,93 @@ async fn refreshed_once(world: &World, username: &str) -> (String, String, Issue
 }
 
 #[tokio::test]
-async fn a_spent_refresh_token_presented_within_the_grace_window_ends_nothing() {
+async fn a_spent_refresh_token_presented_again_at_once_is_concurrent_and_just_fails() {
     let world = World::new().await;
     let (client, first, next) = refreshed_once(&world, "lee@example.com").await;
-    world.advance(Duration::from_secs(5)).await;
+    world.advance(Duration::from_millis(500)).await;
     assert_reason(
         world.issue(&client, None, refresh_grant(&first)).await,
         "invalid_grant",
     );
     let second = next.refresh_token.expect("successor");
+    assert!(world.introspect(&next.access_token).await.is_some());
     assert!(
         world.introspect(&second).await.is_some(),
         "session still alive"
     );
+}
+
+#[tokio::test]
+async fn a_retried_refresh_within_the_grace_gets_a_fresh_pair_and_the_first_pair_stops_working() {
+    let world = World::new().await;
+    let (client, first, lost) = refreshed_once(&world, "ray@example.com").await;
+    // The first answer never reached the client, which retries after its deadline.
+    world.advance(Duration::from_secs(2)).await;
+    let retried = world
+        .issue(&client, None, refresh_grant(&first))
+        .await
+        .expect("a fresh pair");
+    let lost_refresh = lost.refresh_token.expect("successor");
+    let fresh_refresh = retried.refresh_token.clone().expect("successor");
+    assert_ne!(fresh_refresh, lost_refresh);
+    assert_eq!(world.introspect(&lost.access_token).await, None);
+    assert_eq!(world.introspect(&lost_refresh).await, None);
+    let active = world
+        .introspect(&retried.access_token)
+        .await
+        .expect("the fresh access token works");
+    assert_eq!(active.scope, scope::USER);
+    // Retried again (a second lost answer): the second pair gives way in turn.
+    world.advance(Duration::from_secs(2)).await;
+    let again = world
+        .issue(&client, None, refresh_grant(&first))
+        .await
+        .expect("another fresh pair");
+    assert_eq!(world.introspect(&retried.access_token).await, None);
+    let last = again.refresh_token.expect("successor");
+    world
+        .issue(&client, None, refresh_grant(&last))
+        .await
+        .expect("the last pair refreshes");
+    // The lost refresh token, presented after the grace, is a leak: the session ends.
+    world.advance(Duration::from_secs(11)).await;
+    assert_reason(
+        world
+            .issue(&client, None, refresh_grant(&lost_refresh))
+            .await,
+        "invalid_grant",
+    );
+    assert_eq!(world.introspect(&again.access_token).await, None);
+}
+
+#[tokio::test]
+async fn a_retried_refresh_gets_nothing_once_the_first_answer_was_used() {
+    let world = World::new().await;
+    let (client, first, next) = refreshed_once(&world, "sam@example.com").await;
+    let second = next.refresh_token.expect("successor");
+    let third = world
+        .issue(&client, None, refresh_grant(&second))
+        .await
+        .expect("the answer arrived and was used");
+    world.advance(Duration::from_secs(2)).await;
+    assert_reason(
+        world.issue(&client, None, refresh_grant(&first)).await,
+        "invalid_grant",
+    );
+    assert!(world.introspect(&third.access_token).await.is_some());
+}
+
+#[tokio::test]
+async fn a_refresh_token_spent_by_one_client_is_not_reissued_to_another() {
+    let world = World::new().await;
+    let (_, first, next) = refreshed_once(&world, "ola@example.com").await;
+    let other = world.marketplace_client().await;
+    world.advance(Duration::from_secs(2)).await;
+    assert_reason(
+        world.issue(&other, None, refresh_grant(&first)).await,
+        "invalid_grant",
+    );
+    assert!(world.introspect(&next.access_token).await.is_some());
 }
 
 #[tokio::test]

@@ -11,6 +11,9 @@ pub struct Model {
     pub created_at: i64,
     pub expires_at: i64,
     pub spent_at: Option<i64>,
+    pub successor_hash: Option<String>,
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
