@@ -106,7 +106,9 @@ impl Harness {
                 .into_iter()
                 .next()
                 .expect("a signing key");
-            let opened = master.open(&row.sealed_secret_key).expect("open key");
+            let opened = master
+                .open(&row.sealed_secret_key, row.kid.as_bytes())
+                .expect("open key");
             (
                 AsymmetricSecretKey::<V4>::from(&opened).expect("secret key"),
                 row.kid,

@@ -13,6 +13,7 @@ mod m20261128_000004_cleanup_indexes;
 mod m20261207_000005_dead_schema;
 mod m20261207_000006_revocation_log;
 mod m20261208_000007_refresh_reissue;
+mod m20261208_000008_signing_key_row_macs;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000005_dead_schema::Migration),
             Box::new(m20261207_000006_revocation_log::Migration),
             Box::new(m20261208_000007_refresh_reissue::Migration),
+            Box::new(m20261208_000008_signing_key_row_macs::Migration),
         ]
     }
 }

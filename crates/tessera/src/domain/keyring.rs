@@ -1,5 +1,8 @@
 //! The signing keys every instance shares: loaded from the database, the secret half opened
-//! with the master key, the first one made on first start.
+//! with the master key, the first one made on first start. A row counts only if the master
+//! key's MAC vouches for it (kid, generation, public key, lifetimes) and its secret half is
+//! sealed bound to its kid: write access to the database alone can neither add a key nor
+//! bring a retired one back.
 use std::{
     collections::HashMap,
     sync::{
@@ -19,7 +22,7 @@ use pasetors::{
 use super::{
     clock::SharedClock,
     master_key::{MasterKey, MasterKeyError},
-    repository::{KeyRepository, RepositoryError, SharedRepository, SigningKeyRecord},
+    repository::{KeyRepository, KeyUpdate, RepositoryError, SharedRepository, SigningKeyRecord},
     token::{self, AccessClaims, Unverified},
 };
 
@@ -48,7 +51,6 @@ pub struct PublishedKey {
 
 struct SigningKey {
     kid: String,
-    generation: i64,
     secret: AsymmetricSecretKey<V4>,
 }
 
@@ -60,6 +62,11 @@ struct VerifyingKey {
 struct Keys {
     signing: SigningKey,
     verifying: HashMap<String, VerifyingKey>,
+    /// What GetKeySet serves, newest first (retired keys filtered out when asked).
+    published: Vec<PublishedKey>,
+    /// The newest generation in the database when these were loaded, trusted or not: a
+    /// rotation elsewhere shows as a newer one.
+    newest_generation: i64,
 }
 
 /// What checking a token's signature found.
@@ -176,7 +183,7 @@ impl KeyRing {
     /// (a rotation on another instance or by the CLI). Returns whether it reloaded.
     pub async fn follow_rotation(&self) -> Result<bool, KeyRingError> {
         let newest = self.repo.newest_key_generation().await?;
-        if newest == Some(self.snapshot().signing.generation) {
+        if newest.is_none_or(|newest| newest <= self.snapshot().newest_generation) {
             return Ok(false);
         }
         self.last_reload
@@ -198,25 +205,36 @@ impl KeyRing {
         Ok(())
     }
 
-    /// The keys that still verify tokens, newest first, as stored in the database.
-    pub async fn published(&self, now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
-        published(&*self.repo, now).await
+    /// The keys that verify tokens at `now`, newest first: the ones this instance holds (and
+    /// trusts), from memory.
+    pub fn published(&self, now: i64) -> Vec<PublishedKey> {
+        self.snapshot()
+            .published
+            .iter()
+            .filter(|key| key.retire_at.is_none_or(|at| at > now))
+            .cloned()
+            .collect()
     }
 }
 
-/// The keys that still verify tokens, newest first, without opening any secret half.
+/// The keys that still verify tokens, newest first, as the database holds them: for
+/// operators (`tessera keys list`), without the master key, so rows are not checked here.
 pub async fn published(
     repo: &dyn KeyRepository,
     now: i64,
 ) -> Result<Vec<PublishedKey>, KeyRingError> {
     let rows = repo.list_signing_keys().await?;
+    published_rows(&rows, now)
+}
+
+fn published_rows(rows: &[SigningKeyRecord], now: i64) -> Result<Vec<PublishedKey>, KeyRingError> {
     let signing_generation = rows.first().map(|r| r.generation);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         if row.retire_at.is_some_and(|at| at <= now) {
             continue;
         }
-        let public = public_key(&row)?;
+        let public = public_key(row)?;
         out.push(PublishedKey {
             kid: row.kid.clone(),
             paserk: paserk_public(&public),
@@ -265,10 +283,16 @@ async fn load_or_create(
     // Two instances starting at once may race to make the first key: the generation is
     // unique, so one insert loses and that instance simply loads the winner's key.
     for _ in 0..3 {
-        let mut rows = repo.list_signing_keys().await?;
-        extend_retirements(repo, &mut rows, verify_window_ms, now).await?;
+        let (mut rows, newest_generation) = trusted_rows(repo, master).await?;
+        extend_retirements(repo, master, &mut rows, verify_window_ms, now).await?;
         if let Some(newest) = rows.first() {
-            return keys_from_rows(&rows, newest, master);
+            let mut keys = keys_from_rows(&rows, newest, master)?;
+            keys.newest_generation = newest_generation.unwrap_or(newest.generation);
+            return Ok(keys);
+        }
+        if newest_generation.is_some() {
+            // Keys, none of them ours: the master key changed, or every row was forged.
+            return Err(MasterKeyError::WrongKey.into());
         }
         match repo.insert_signing_key(new_key_row(master, 1, now)?).await {
             Ok(()) | Err(RepositoryError::Conflict(_)) => continue,
@@ -280,11 +304,127 @@ async fn load_or_create(
     ))
 }
 
+/// The rows the master key vouches for, newest first, and the newest generation of all rows
+/// (so that a new key is numbered past any row, trusted or not). Rows that do not verify are
+/// left out, loudly. Rows of releases before row MACs are adopted first, once: only while no
+/// row carries a MAC yet, and only those whose secret half opens with the master key and
+/// matches their public key (which only a holder of the master key could have made).
+async fn trusted_rows(
+    repo: &dyn KeyRepository,
+    master: &MasterKey,
+) -> Result<(Vec<SigningKeyRecord>, Option<i64>), KeyRingError> {
+    let mut rows = repo.list_signing_keys().await?;
+    if !rows.is_empty() && rows.iter().all(|row| row.row_mac.is_none()) {
+        let mut adopted = 0;
+        for row in &rows {
+            if let Some(update) = adoption(master, row)? {
+                adopted += usize::from(repo.update_signing_key(update).await?);
+            }
+        }
+        tracing::warn!(
+            adopted,
+            "signing keys of an earlier release were given their MAC under the master key"
+        );
+        rows = repo.list_signing_keys().await?;
+    }
+    let newest_generation = rows.first().map(|row| row.generation);
+    let trusted = rows
+        .into_iter()
+        .filter(|row| {
+            let vouched = row
+                .row_mac
+                .as_deref()
+                .is_some_and(|mac| master.verify_mac(&row_message(row), mac));
+            if !vouched {
+                tracing::error!(
+                    kid = %row.kid,
+                    generation = row.generation,
+                    "a signing-key row does not verify under the master key: it is not used \
+                     (a forged or altered row, or a master key that changed)"
+                );
+            }
+            vouched
+        })
+        .collect();
+    Ok((trusted, newest_generation))
+}
+
+/// A row of an earlier release, sealed bound to its kid and given its MAC, if the master key
+/// opens it and it is the key pair it claims to be.
+fn adoption(master: &MasterKey, row: &SigningKeyRecord) -> Result<Option<KeyUpdate>, KeyRingError> {
+    let Ok(opened) = master.open_unbound(&row.sealed_secret_key) else {
+        return Ok(None);
+    };
+    let Ok(secret) = AsymmetricSecretKey::<V4>::from(&opened) else {
+        return Ok(None);
+    };
+    let matches = AsymmetricPublicKey::<V4>::try_from(&secret)
+        .is_ok_and(|derived| derived.as_bytes() == row.public_key.as_slice());
+    if !matches || public_key(row).is_err() {
+        return Ok(None);
+    }
+    let mut key = row.clone();
+    key.sealed_secret_key = master
+        .seal(&opened, row.kid.as_bytes())
+        .map_err(|e| KeyRingError::Crypto(e.to_string()))?;
+    vouch(master, &mut key)?;
+    Ok(Some(KeyUpdate {
+        key,
+        expected_mac: None,
+    }))
+}
+
+/// What a row's MAC covers: everything that decides what the key may do and when.
+fn row_message(row: &SigningKeyRecord) -> Vec<u8> {
+    let mut message = b"tessera signing-key row v1".to_vec();
+    let mut field = |bytes: &[u8]| {
+        message.extend_from_slice(&u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
+        message.extend_from_slice(bytes);
+    };
+    field(row.kid.as_bytes());
+    field(&row.generation.to_be_bytes());
+    field(&row.public_key);
+    field(&row.created_at.to_be_bytes());
+    for time in [row.superseded_at, row.retire_at] {
+        match time {
+            Some(at) => field(&at.to_be_bytes()),
+            None => field(&[]),
+        }
+    }
+    message
+}
+
+/// Sets the row's MAC for what it holds now.
+fn vouch(master: &MasterKey, row: &mut SigningKeyRecord) -> Result<(), KeyRingError> {
+    row.row_mac = Some(
+        master
+            .mac(&row_message(row))
+            .map_err(|e| KeyRingError::Crypto(e.to_string()))?,
+    );
+    Ok(())
+}
+
+/// `row` changed and vouched for again, as an update that applies only over `row` as read.
+fn changed(
+    master: &MasterKey,
+    row: &SigningKeyRecord,
+    change: impl FnOnce(&mut SigningKeyRecord),
+) -> Result<KeyUpdate, KeyRingError> {
+    let mut key = row.clone();
+    change(&mut key);
+    vouch(master, &mut key)?;
+    Ok(KeyUpdate {
+        key,
+        expected_mac: row.row_mac.clone(),
+    })
+}
+
 /// Keys that stopped signing keep verifying for at least this instance's window after that
 /// moment, whatever window the rotation assumed (`keys rotate` runs with its own settings).
 /// A key already retired stays retired.
 async fn extend_retirements(
     repo: &dyn KeyRepository,
+    master: &MasterKey,
     rows: &mut [SigningKeyRecord],
     verify_window_ms: i64,
     now: i64,
@@ -295,8 +435,12 @@ async fn extend_retirements(
         };
         let needed = superseded.saturating_add(verify_window_ms);
         if retire > now && retire < needed {
-            repo.extend_key_retirement(&row.kid, needed).await?;
-            row.retire_at = Some(needed);
+            let update = changed(master, row, |key| key.retire_at = Some(needed))?;
+            let key = update.key.clone();
+            // Another instance may have moved it meanwhile: the next load reads theirs.
+            if repo.update_signing_key(update).await? {
+                *row = key;
+            }
         }
     }
     Ok(())
@@ -307,7 +451,7 @@ fn keys_from_rows(
     newest: &SigningKeyRecord,
     master: &MasterKey,
 ) -> Result<Keys, KeyRingError> {
-    let opened = master.open(&newest.sealed_secret_key)?;
+    let opened = master.open(&newest.sealed_secret_key, newest.kid.as_bytes())?;
     let secret = AsymmetricSecretKey::<V4>::from(&opened).map_err(|_| KeyRingError::Damaged {
         kid: newest.kid.clone(),
     })?;
@@ -330,17 +474,21 @@ fn keys_from_rows(
             },
         );
     }
+    // Retired keys stay listed here; `KeyRing::published` filters by the time it is asked at.
+    let published = published_rows(rows, i64::MIN)?;
     Ok(Keys {
         signing: SigningKey {
             kid: newest.kid.clone(),
-            generation: newest.generation,
             secret,
         },
         verifying,
+        published,
+        newest_generation: newest.generation,
     })
 }
 
-/// A fresh key pair as a row, its secret half sealed under the master key.
+/// A fresh key pair as a row, its secret half sealed under the master key bound to its kid,
+/// the row vouched for.
 pub fn new_key_row(
     master: &MasterKey,
     generation: i64,
@@ -348,18 +496,22 @@ pub fn new_key_row(
 ) -> Result<SigningKeyRecord, KeyRingError> {
     let pair =
         AsymmetricKeyPair::<V4>::generate().map_err(|e| KeyRingError::Crypto(e.to_string()))?;
+    let kid = paserk_pid(&pair.public);
     let sealed = master
-        .seal(pair.secret.as_bytes())
+        .seal(pair.secret.as_bytes(), kid.as_bytes())
         .map_err(|e| KeyRingError::Crypto(e.to_string()))?;
-    Ok(SigningKeyRecord {
-        kid: paserk_pid(&pair.public),
+    let mut row = SigningKeyRecord {
+        kid,
         generation,
         public_key: pair.public.as_bytes().to_vec(),
         sealed_secret_key: sealed,
         created_at: now,
         superseded_at: None,
         retire_at: None,
-    })
+        row_mac: None,
+    };
+    vouch(master, &mut row)?;
+    Ok(row)
 }
 
 /// Makes a new signing key: it signs from now on (other instances follow within a second);
@@ -372,11 +524,15 @@ pub async fn rotate(
     verify_for: std::time::Duration,
     now: i64,
 ) -> Result<PublishedKey, KeyRingError> {
-    let rows = repo.list_signing_keys().await?;
-    if let Some(current) = rows.first() {
-        keys_from_rows(&rows, current, master)?;
+    let (rows, newest_generation) = trusted_rows(repo, master).await?;
+    match rows.first() {
+        Some(current) => {
+            keys_from_rows(&rows, current, master)?;
+        }
+        None if newest_generation.is_some() => return Err(MasterKeyError::WrongKey.into()),
+        None => {}
     }
-    let generation = rows.first().map_or(1, |r| r.generation + 1);
+    let generation = newest_generation.map_or(1, |g| g + 1);
     let row = new_key_row(master, generation, now)?;
     let public = public_key(&row)?;
     let published = PublishedKey {
@@ -387,6 +543,18 @@ pub async fn rotate(
         signing: true,
     };
     let retire_at = now.saturating_add(super::clock::ms(verify_for));
-    repo.rotate_signing_key(row, now, retire_at).await?;
+    let mut older = Vec::new();
+    for old in &rows {
+        let superseded = old.superseded_at.unwrap_or(now);
+        let retires = old.retire_at.map_or(retire_at, |at| at.min(retire_at));
+        if old.superseded_at == Some(superseded) && old.retire_at == Some(retires) {
+            continue;
+        }
+        older.push(changed(master, old, |key| {
+            key.superseded_at = Some(superseded);
+            key.retire_at = Some(retires);
+        })?);
+    }
+    repo.rotate_signing_key(row, older).await?;
     Ok(published)
 }

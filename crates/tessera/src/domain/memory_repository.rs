@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::repository::{
     CleanupRepository, ClientRecord, ClientRepository, Cutoffs, Deleted, IssuedAccess,
-    KeyRepository, LiveRevocations, LogPage, NewSession, RefreshTokenRecord, Reissue,
+    KeyRepository, KeyUpdate, LiveRevocations, LogPage, NewSession, RefreshTokenRecord, Reissue,
     RepositoryError, RevocationEvent, RevocationKind, RevocationLog, SessionRecord,
     SessionRepository, SigningKeyRecord, ThrottleCount, ThrottleRepository, UserRecord,
     UserRepository,
@@ -454,37 +454,45 @@ impl KeyRepository for MemoryRepository {
         self.with(|t| Ok(t.keys.keys().next_back().copied()))
     }
 
-    async fn rotate_signing_key(
-        &self,
-        key: SigningKeyRecord,
-        now: i64,
-        retire_at: i64,
-    ) -> Result<()> {
+    async fn rotate_signing_key(&self, key: SigningKeyRecord, older: Vec<KeyUpdate>) -> Result<()> {
         self.with(|t| {
             if t.keys.contains_key(&key.generation) {
                 return Err(conflict("key generation"));
             }
-            let generation = key.generation;
-            t.keys.insert(generation, key);
-            for older in t.keys.range_mut(..generation).map(|(_, k)| k) {
-                older.superseded_at.get_or_insert(now);
-                if older.retire_at.is_none_or(|at| at > retire_at) {
-                    older.retire_at = Some(retire_at);
-                }
+            if !older.iter().all(|update| applicable(&t.keys, update)) {
+                return Err(conflict("a signing key changed during the rotation"));
+            }
+            t.keys.insert(key.generation, key);
+            for update in older {
+                apply(&mut t.keys, update);
             }
             Ok(())
         })
     }
 
-    async fn extend_key_retirement(&self, kid: &str, retire_at: i64) -> Result<()> {
+    async fn update_signing_key(&self, update: KeyUpdate) -> Result<bool> {
         self.with(|t| {
-            for key in t.keys.values_mut() {
-                if key.kid == kid && key.retire_at.is_some_and(|at| at < retire_at) {
-                    key.retire_at = Some(retire_at);
-                }
+            if !applicable(&t.keys, &update) {
+                return Ok(false);
             }
-            Ok(())
+            apply(&mut t.keys, update);
+            Ok(true)
         })
+    }
+}
+
+/// Whether the row `update` is for still carries the MAC it expects.
+fn applicable(keys: &BTreeMap<i64, SigningKeyRecord>, update: &KeyUpdate) -> bool {
+    keys.values()
+        .any(|k| k.kid == update.key.kid && k.row_mac == update.expected_mac)
+}
+
+fn apply(keys: &mut BTreeMap<i64, SigningKeyRecord>, update: KeyUpdate) {
+    if let Some(row) = keys.values_mut().find(|k| k.kid == update.key.kid) {
+        row.sealed_secret_key = update.key.sealed_secret_key;
+        row.superseded_at = update.key.superseded_at;
+        row.retire_at = update.key.retire_at;
+        row.row_mac = update.key.row_mac;
     }
 }
 

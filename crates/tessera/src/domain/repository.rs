@@ -123,6 +123,16 @@ pub struct SigningKeyRecord {
     pub created_at: i64,
     pub superseded_at: Option<i64>,
     pub retire_at: Option<i64>,
+    /// The master key's MAC of the row (`None` on rows of releases before it).
+    pub row_mac: Option<Vec<u8>>,
+}
+
+/// A signing-key row changed (its lifetimes, or its sealing and MAC), applied only if the row
+/// still carries `expected_mac`: a compare-and-set, since every change changes the MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUpdate {
+    pub key: SigningKeyRecord,
+    pub expected_mac: Option<Vec<u8>>,
 }
 
 /// What a revocation is about.
@@ -334,15 +344,12 @@ pub trait KeyRepository: Send + Sync {
     async fn insert_signing_key(&self, key: SigningKeyRecord) -> Result<()>;
     /// The generation of the newest key, if any: a cheap check for a rotation elsewhere.
     async fn newest_key_generation(&self) -> Result<Option<i64>>;
-    /// Stores `key` as the new signing key and marks the previous one superseded at `now`,
-    /// retiring at `retire_at`. Fails with `Conflict` when another rotation won.
-    async fn rotate_signing_key(
-        &self,
-        key: SigningKeyRecord,
-        now: i64,
-        retire_at: i64,
-    ) -> Result<()>;
-    async fn extend_key_retirement(&self, kid: &str, retire_at: i64) -> Result<()>;
+    /// Stores `key` as the new signing key and applies `older` (the older keys superseded and
+    /// retiring), in one transaction. Fails with `Conflict`, and changes nothing, when another
+    /// rotation won or one of the older rows changed meanwhile.
+    async fn rotate_signing_key(&self, key: SigningKeyRecord, older: Vec<KeyUpdate>) -> Result<()>;
+    /// Applies one row's update; false (nothing written) when the row changed meanwhile.
+    async fn update_signing_key(&self, update: KeyUpdate) -> Result<bool>;
 }
 
 #[async_trait]

@@ -1,14 +1,14 @@
 //! Queries on signing keys.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 
 use async_trait::async_trait;
 
-use super::Store;
 use super::entity::signing_keys;
-use crate::domain::repository::{KeyRepository, RepositoryError, SigningKeyRecord};
+use super::{Store, StoreError};
+use crate::domain::repository::{KeyRepository, KeyUpdate, RepositoryError, SigningKeyRecord};
 
 #[async_trait]
 impl KeyRepository for Store {
@@ -45,54 +45,57 @@ impl KeyRepository for Store {
             .await?)
     }
 
-    /// Installs `key` as the signing key: every older key stops signing now and retires at
-    /// `retire_at` (unless it was set to retire earlier). `Conflict` when a
-    /// concurrent rotation installed this generation first.
+    /// Installs `key` as the signing key and applies the older keys' updates, all or nothing.
     async fn rotate_signing_key(
         &self,
         key: SigningKeyRecord,
-        now: i64,
-        retire_at: i64,
+        older: Vec<KeyUpdate>,
     ) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let generation = key.generation;
         signing_keys::ActiveModel::from(signing_keys::Model::from(key))
             .insert(&txn)
             .await?;
-        signing_keys::Entity::update_many()
-            .col_expr(signing_keys::Column::SupersededAt, Expr::value(now))
-            .filter(signing_keys::Column::Generation.lt(generation))
-            .filter(signing_keys::Column::SupersededAt.is_null())
-            .exec(&txn)
-            .await?;
-        signing_keys::Entity::update_many()
-            .col_expr(signing_keys::Column::RetireAt, Expr::value(retire_at))
-            .filter(signing_keys::Column::Generation.lt(generation))
-            .filter(
-                signing_keys::Column::RetireAt
-                    .is_null()
-                    .or(signing_keys::Column::RetireAt.gt(retire_at)),
-            )
-            .exec(&txn)
-            .await?;
+        for update in older {
+            let kid = update.key.kid.clone();
+            if !apply(&txn, update).await? {
+                txn.rollback().await?;
+                return Err(RepositoryError::Conflict(anyhow::anyhow!(
+                    "signing key {kid} changed during the rotation"
+                )));
+            }
+        }
         txn.commit().await?;
         Ok(())
     }
 
-    /// Moves a key's retirement later, never earlier.
-    async fn extend_key_retirement(
-        &self,
-        kid: &str,
-        retire_at: i64,
-    ) -> Result<(), RepositoryError> {
+    async fn update_signing_key(&self, update: KeyUpdate) -> Result<bool, RepositoryError> {
         let _write = self.write_guard().await;
-        signing_keys::Entity::update_many()
-            .col_expr(signing_keys::Column::RetireAt, Expr::value(retire_at))
-            .filter(signing_keys::Column::Kid.eq(kid))
-            .filter(signing_keys::Column::RetireAt.lt(retire_at))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        Ok(apply(&self.db, update).await?)
     }
+}
+
+/// Writes a row's mutable columns if the row still carries the expected MAC.
+async fn apply(conn: &impl ConnectionTrait, update: KeyUpdate) -> Result<bool, StoreError> {
+    let key = update.key;
+    let unchanged = match update.expected_mac {
+        Some(mac) => signing_keys::Column::RowMac.eq(mac),
+        None => signing_keys::Column::RowMac.is_null(),
+    };
+    let written = signing_keys::Entity::update_many()
+        .col_expr(
+            signing_keys::Column::SealedSecretKey,
+            Expr::value(key.sealed_secret_key),
+        )
+        .col_expr(
+            signing_keys::Column::SupersededAt,
+            Expr::value(key.superseded_at),
+        )
+        .col_expr(signing_keys::Column::RetireAt, Expr::value(key.retire_at))
+        .col_expr(signing_keys::Column::RowMac, Expr::value(key.row_mac))
+        .filter(signing_keys::Column::Kid.eq(key.kid))
+        .filter(unchanged)
+        .exec(conn)
+        .await?;
+    Ok(written.rows_affected == 1)
 }

@@ -193,6 +193,7 @@ impl From<signing_keys::Model> for SigningKeyRecord {
             created_at: row.created_at,
             superseded_at: row.superseded_at,
             retire_at: row.retire_at,
+            row_mac: row.row_mac,
         }
     }
 }
@@ -207,6 +208,7 @@ impl From<SigningKeyRecord> for signing_keys::Model {
             created_at: key.created_at,
             superseded_at: key.superseded_at,
             retire_at: key.retire_at,
+            row_mac: key.row_mac,
         }
     }
 }

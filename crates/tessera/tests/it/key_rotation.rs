@@ -211,3 +211,94 @@ async fn a_server_with_longer_token_lifetimes_keeps_older_keys_verifying_long_en
     );
     assert!(app.introspect(&before).await.active);
 }
+
+/// A key pair, its row as someone with write access to the database but without the master
+/// key would write it (generation `generation`), and an `integ` token it signs.
+fn forged_key(generation: i64) -> (tessera::domain::repository::SigningKeyRecord, String) {
+    use pasetors::keys::{AsymmetricKeyPair, Generate};
+    use tessera::domain::{master_key::MasterKey, token};
+    let pair = AsymmetricKeyPair::<pasetors::version4::V4>::generate().expect("key pair");
+    let kid = keyring::paserk_pid(&pair.public);
+    let theirs = MasterKey::generate().0;
+    let now = tessera::domain::clock::now_ms();
+    let row = tessera::domain::repository::SigningKeyRecord {
+        kid: kid.clone(),
+        generation,
+        public_key: pair.public.as_bytes().to_vec(),
+        sealed_secret_key: theirs
+            .seal(pair.secret.as_bytes(), kid.as_bytes())
+            .expect("seal"),
+        created_at: now,
+        superseded_at: None,
+        retire_at: None,
+        row_mac: Some(theirs.mac(b"anything").expect("mac")),
+    };
+    let claims = token::AccessClaims {
+        iss: "tessera".to_owned(),
+        sub: "anyone".to_owned(),
+        client_id: "anyone".to_owned(),
+        scope: "integ".to_owned(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        issued_at: now,
+        not_before: now - now.rem_euclid(1000),
+        expires_at: now + 60_000,
+        sid: None,
+    };
+    let forged = token::sign(&claims, &kid, &pair.secret).expect("sign");
+    (row, forged)
+}
+
+#[tokio::test]
+async fn a_key_row_forged_in_the_database_signs_nothing_verifies_nothing_and_is_not_published() {
+    use tessera_testkit::prelude::*;
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let kid = kid_of(&app.anonymous_token(&client).await);
+    let (row, forged) = forged_key(2);
+    app.store.insert_signing_key(row).await.expect("insert");
+    // Past the key follower's poll: the instance has read the row and left it out.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(kid_of(&app.anonymous_token(&client).await), kid);
+    assert_inactive(&app.introspect(&forged).await);
+    let keys = key_set(&app).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].kid, kid);
+    // A restart trusts it no more.
+    let again = app.sibling().await;
+    assert_inactive(&again.introspect(&forged).await);
+}
+
+#[tokio::test]
+async fn a_retired_key_brought_back_by_editing_its_row_stays_retired() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn().await;
+    let client = app.marketplace_client().await;
+    let old = app.anonymous_token(&client).await;
+    let master =
+        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
+    keyring::rotate(
+        &app.store,
+        &master,
+        Duration::ZERO,
+        tessera::domain::clock::now_ms(),
+    )
+    .await
+    .expect("rotate");
+    let old_kid = kid_of(&old);
+    assert!(
+        eventually(|| async { kid_of(&app.anonymous_token(&client).await) != old_kid }).await,
+        "the new key signs"
+    );
+    let conn = app.store.connection();
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "UPDATE signing_keys SET retire_at = NULL, superseded_at = NULL WHERE kid = $1",
+        [old_kid.clone().into()],
+    ))
+    .await
+    .expect("un-retire");
+    let again = app.sibling().await;
+    let bearer = again.introspection_bearer().await;
+    assert_inactive(&again.introspect_as(Some(&bearer), &old).await.expect("ok"));
+    assert_eq!(key_set(&again).await.len(), 1);
+}

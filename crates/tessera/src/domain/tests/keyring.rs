@@ -2,7 +2,11 @@
 use std::{sync::Arc, time::Duration};
 
 use super::*;
-use crate::domain::keyring;
+use crate::domain::{
+    keyring,
+    repository::{KeyRepository, KeyUpdate, SigningKeyRecord},
+    token::{self, AccessClaims},
+};
 
 #[tokio::test]
 async fn the_first_instance_makes_a_key_and_the_next_one_uses_it() {
@@ -82,4 +86,163 @@ async fn a_wrong_master_key_cannot_open_the_signing_keys() {
     )
     .await;
     assert!(opened.is_err());
+}
+
+/// A key pair made by someone who can write to the database but does not hold the master key,
+/// its row as they would write it, and a token it signs for `client`.
+fn forged_key(world: &World, generation: i64, client: &str) -> (SigningKeyRecord, String) {
+    use pasetors::keys::{AsymmetricKeyPair, Generate};
+    let pair = AsymmetricKeyPair::<pasetors::version4::V4>::generate().expect("key pair");
+    let kid = keyring::paserk_pid(&pair.public);
+    let theirs = MasterKey::generate().0;
+    let row = SigningKeyRecord {
+        kid: kid.clone(),
+        generation,
+        public_key: pair.public.as_bytes().to_vec(),
+        sealed_secret_key: theirs
+            .seal(pair.secret.as_bytes(), kid.as_bytes())
+            .expect("seal"),
+        created_at: world.start,
+        superseded_at: None,
+        retire_at: None,
+        row_mac: Some(theirs.mac(b"anything").expect("mac")),
+    };
+    let claims = AccessClaims {
+        iss: world.tokens.policy().issuer.clone(),
+        sub: client.to_owned(),
+        client_id: client.to_owned(),
+        scope: "integ".to_owned(),
+        jti: "forged".to_owned(),
+        issued_at: world.start,
+        not_before: world.start - world.start.rem_euclid(1000),
+        expires_at: world.start + 60_000,
+        sid: None,
+    };
+    let token = token::sign(&claims, &kid, &pair.secret).expect("sign");
+    (row, token)
+}
+
+#[tokio::test]
+async fn a_key_row_written_without_the_master_key_never_signs_verifies_or_is_published() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let kid = world.tokens.keys().signing_kid();
+    let (row, forged) = forged_key(&world, 2, &client);
+    world.repo.insert_signing_key(row).await.expect("insert");
+    // The instance sees a newer generation, reloads, and leaves the row out.
+    assert!(world.tokens.keys().follow_rotation().await.expect("follow"));
+    assert_eq!(world.tokens.keys().signing_kid(), kid);
+    world.advance(Duration::from_secs(2)).await;
+    world.tokens.revocations().refresh().await.expect("poll");
+    assert_eq!(world.introspect(&forged).await, None);
+    let published = world.tokens.key_set().await.expect("key set");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].kid, kid);
+    // Once seen, the row costs no reload on every poll.
+    assert!(!world.tokens.keys().follow_rotation().await.expect("follow"));
+    // A new instance starts on the real key; a rotation numbers past the forged row.
+    assert_eq!(world.sibling().await.keys().signing_kid(), kid);
+    let window = world.tokens.policy().key_verification_window();
+    let rotated = keyring::rotate(&*world.repo, &world.master(), window, world.start)
+        .await
+        .expect("rotate");
+    assert!(world.tokens.keys().follow_rotation().await.expect("follow"));
+    assert_eq!(world.tokens.keys().signing_kid(), rotated.kid);
+}
+
+#[tokio::test]
+async fn a_retired_key_brought_back_by_editing_its_row_stays_retired() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let old = world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("token")
+        .access_token;
+    let old_kid = world.tokens.keys().signing_kid();
+    keyring::rotate(&*world.repo, &world.master(), Duration::ZERO, world.start)
+        .await
+        .expect("rotate");
+    assert!(world.tokens.keys().follow_rotation().await.expect("follow"));
+    world.advance(Duration::from_secs(2)).await;
+    assert_eq!(world.introspect(&old).await, None, "retired");
+    // Someone with write access to the database un-retires the old key, MAC untouched.
+    let mut row = world
+        .repo
+        .list_signing_keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .find(|row| row.kid == old_kid)
+        .expect("the old row");
+    let expected_mac = row.row_mac.clone();
+    row.superseded_at = None;
+    row.retire_at = None;
+    assert!(
+        world
+            .repo
+            .update_signing_key(KeyUpdate {
+                key: row,
+                expected_mac,
+            })
+            .await
+            .expect("update")
+    );
+    // Neither a running instance reloading nor a new one trusts the edited row.
+    world.advance(Duration::from_secs(2)).await;
+    world.tokens.keys().reload_if_stale().await.expect("reload");
+    assert_eq!(world.introspect(&old).await, None, "still retired");
+    let sibling = world.sibling().await;
+    assert_ne!(sibling.keys().signing_kid(), old_kid);
+    assert_eq!(sibling.introspect(&old).await.expect("introspect"), None);
+    assert_eq!(sibling.key_set().await.expect("key set").len(), 1);
+}
+
+#[tokio::test]
+async fn signing_keys_of_an_earlier_release_are_adopted_once_and_keep_their_tokens() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let token = world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("token")
+        .access_token;
+    // The row as an earlier release wrote it: sealed with no context, no MAC.
+    let master = world.master();
+    let mut row = world.repo.list_signing_keys().await.expect("keys")[0].clone();
+    let secret = master
+        .open(&row.sealed_secret_key, row.kid.as_bytes())
+        .expect("open");
+    let expected_mac = row.row_mac.take();
+    row.sealed_secret_key = master.seal_unbound(&secret).expect("seal");
+    let legacy = KeyUpdate {
+        key: row.clone(),
+        expected_mac,
+    };
+    assert!(world.repo.update_signing_key(legacy).await.expect("update"));
+    // The next instance to start adopts it: its MAC set, its tokens still verifying.
+    let sibling = world.sibling().await;
+    assert_eq!(sibling.keys().signing_kid(), row.kid);
+    let adopted = world.repo.list_signing_keys().await.expect("keys")[0].clone();
+    assert!(adopted.row_mac.is_some());
+    assert!(
+        master
+            .open(&adopted.sealed_secret_key, adopted.kid.as_bytes())
+            .is_ok()
+    );
+    assert!(
+        sibling
+            .introspect(&token)
+            .await
+            .expect("introspect")
+            .is_some(),
+        "tokens signed before the adoption verify"
+    );
+    // Adoption happens once: a row without a MAC written later is not adopted.
+    let (mut forged, _) = forged_key(&world, 2, &client);
+    forged.row_mac = None;
+    world.repo.insert_signing_key(forged).await.expect("insert");
+    let later = world.sibling().await;
+    assert_eq!(later.keys().signing_kid(), row.kid);
+    assert_eq!(later.key_set().await.expect("keys").len(), 1);
 }

@@ -12,6 +12,7 @@ pub struct Model {
     pub created_at: i64,
     pub superseded_at: Option<i64>,
     pub retire_at: Option<i64>,
+    pub row_mac: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
