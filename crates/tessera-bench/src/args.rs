@@ -99,6 +99,15 @@ pub enum Scenario {
     /// IntrospectToken (hot) from most slots while LOGIN_SLOTS slots log in without pause,
     /// keeping the hashing pool saturated: the latency shown is introspection's alone.
     IntrospectUnderLogins,
+    /// LOGIN_SLOTS real users logging in without pause, each from an address of its own; the
+    /// other slots idle. The undisturbed rate the two attack scenarios compare with.
+    LoginsAlone,
+    /// The real users of logins-alone while every other slot sends an integration client's
+    /// id with a wrong secret at full speed (issue 15, point 1).
+    LoginsUnderSecretGuessing,
+    /// The real users of logins-alone while every other slot sends wrong passwords for random
+    /// usernames from one address, which the address throttle locks (issue 15, point 3).
+    LoginsUnderPasswordSpray,
 }
 
 /// Slots that log in, again and again, in introspect-under-logins: four times the hashing
@@ -129,6 +138,9 @@ impl Scenario {
             Self::Refresh => "refresh",
             Self::Mixed => "mixed",
             Self::IntrospectUnderLogins => "introspect-under-logins",
+            Self::LoginsAlone => "logins-alone",
+            Self::LoginsUnderSecretGuessing => "logins-under-secret-guessing",
+            Self::LoginsUnderPasswordSpray => "logins-under-password-spray",
         }
     }
 
@@ -142,7 +154,11 @@ impl Scenario {
             Self::IssueIntegration => Op::IssueIntegration,
             Self::Password => Op::Password,
             Self::Refresh => Op::Refresh,
-            Self::Mixed | Self::IntrospectUnderLogins => return None,
+            Self::Mixed
+            | Self::IntrospectUnderLogins
+            | Self::LoginsAlone
+            | Self::LoginsUnderSecretGuessing
+            | Self::LoginsUnderPasswordSpray => return None,
         })
     }
 
@@ -153,7 +169,24 @@ impl Scenario {
     pub fn needs_users(self) -> bool {
         matches!(
             self,
-            Self::Password | Self::Refresh | Self::Mixed | Self::IntrospectUnderLogins
+            Self::Password
+                | Self::Refresh
+                | Self::Mixed
+                | Self::IntrospectUnderLogins
+                | Self::LoginsAlone
+                | Self::LoginsUnderSecretGuessing
+                | Self::LoginsUnderPasswordSpray
+        )
+    }
+
+    /// Whether LOGIN_SLOTS slots log in as real users while the rest do something else.
+    pub fn has_real_users(self) -> bool {
+        matches!(
+            self,
+            Self::IntrospectUnderLogins
+                | Self::LoginsAlone
+                | Self::LoginsUnderSecretGuessing
+                | Self::LoginsUnderPasswordSpray
         )
     }
 
@@ -181,6 +214,12 @@ pub enum Op {
     IssueIntegration,
     Password,
     Refresh,
+    /// A real user's login, from the user's own address (x-forwarded-for).
+    UserLogin,
+    /// client_credentials of the integration client with a wrong secret.
+    WrongSecret,
+    /// A wrong password for a username never seen, from the attacker's address.
+    SprayPassword,
 }
 
 impl Op {
@@ -193,6 +232,9 @@ impl Op {
             Self::IssueIntegration => "issue-integration",
             Self::Password => "password",
             Self::Refresh => "refresh",
+            Self::UserLogin => "user-login",
+            Self::WrongSecret => "wrong-secret",
+            Self::SprayPassword => "spray-password",
         }
     }
 }

@@ -140,6 +140,25 @@ impl Caller {
             .map(|r| r.into_inner().refresh_token)
     }
 
+    /// IssueToken, password grant, sent by a proxy on behalf of the end user at `address`.
+    pub async fn log_in_from(
+        &mut self,
+        market_id: &str,
+        username: &str,
+        password: &str,
+        address: &MetadataValue<Ascii>,
+    ) -> Outcome {
+        let mut request = tonic::Request::new(password_grant(market_id, username, password));
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", address.clone());
+        self.auth
+            .issue_token(request)
+            .await
+            .map(drop)
+            .map_err(|s| status_key(&s))
+    }
+
     /// A password login retried while hashing capacity is full.
     pub async fn log_in_retrying(
         &mut self,

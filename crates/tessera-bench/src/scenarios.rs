@@ -114,6 +114,20 @@ pub async fn run(setup: &mut Setup<'_>, scenarios: &[Scenario]) -> anyhow::Resul
     Ok(())
 }
 
+/// What the attackers send as a client secret or a password.
+const WRONG_SECRET: &str = "not-the-secret-not-the-secret-not-the-secret";
+
+/// Real user `index`'s own address, as its proxy forwards it.
+fn user_address(index: usize) -> MetadataValue<Ascii> {
+    MetadataValue::try_from(format!("198.51.100.{}", index % 250 + 1))
+        .unwrap_or_else(|_| MetadataValue::from_static("198.51.100.1"))
+}
+
+/// The password sprayer's one address.
+fn attacker_address() -> MetadataValue<Ascii> {
+    MetadataValue::from_static("203.0.113.66")
+}
+
 /// What the slots of one scenario share.
 struct Shared {
     scenario: Scenario,
@@ -144,16 +158,25 @@ impl Driver for ScenarioSlot {
 
     async fn next(&mut self, counting: bool) -> Option<Op> {
         let f = &*self.shared;
-        let op = match f.scenario.op() {
-            Some(op) => op,
-            None if f.scenario == Scenario::IntrospectUnderLogins => {
-                if self.slot.index < LOGIN_SLOTS {
-                    Op::Password
-                } else {
-                    Op::IntrospectHot
-                }
+        let real_user = self.slot.index < LOGIN_SLOTS;
+        let op = match (f.scenario.op(), f.scenario) {
+            (Some(op), _) => op,
+            (None, Scenario::IntrospectUnderLogins) if real_user => Op::Password,
+            (None, Scenario::IntrospectUnderLogins) => Op::IntrospectHot,
+            (None, Scenario::LoginsAlone | Scenario::LoginsUnderSecretGuessing)
+            | (None, Scenario::LoginsUnderPasswordSpray)
+                if real_user =>
+            {
+                Op::UserLogin
             }
-            None => self.slot.next_of(&MIX, Op::IntrospectHot),
+            (None, Scenario::LoginsAlone) => {
+                // Idle: this scenario's other slots send nothing.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                return None;
+            }
+            (None, Scenario::LoginsUnderSecretGuessing) => Op::WrongSecret,
+            (None, Scenario::LoginsUnderPasswordSpray) => Op::SprayPassword,
+            (None, _) => self.slot.next_of(&MIX, Op::IntrospectHot),
         };
         if op == Op::Refresh && self.slot.refresh_token.is_none() {
             // The last refresh failed: start a new session, off the clock.
@@ -206,12 +229,29 @@ impl Driver for ScenarioSlot {
                 slot.refresh_token = Some(slot.caller.rotate(market_id, &token).await?);
                 Ok(())
             }
+            Op::UserLogin => {
+                let address = user_address(slot.index);
+                slot.caller
+                    .log_in_from(market_id, &slot.username, &f.password, &address)
+                    .await
+            }
+            Op::WrongSecret => {
+                slot.caller
+                    .issue_integration(&f.clients.integ_id, WRONG_SECRET)
+                    .await
+            }
+            Op::SprayPassword => {
+                let username = format!("nobody-{}-{}@example.com", slot.index, self.requests);
+                slot.caller
+                    .log_in_from(market_id, &username, WRONG_SECRET, &attacker_address())
+                    .await
+            }
         }
     }
 
     fn record(&mut self, op: Op, outcome: Outcome, latency_ns: u64) {
         let scenario = self.shared.scenario;
-        if scenario == Scenario::IntrospectUnderLogins && op == Op::Password {
+        if scenario.has_real_users() && matches!(op, Op::Password | Op::UserLogin) {
             match outcome {
                 Ok(()) => {
                     self.logins_ok += 1;
@@ -222,8 +262,7 @@ impl Driver for ScenarioSlot {
             return;
         }
         self.latencies.push(latency_ns);
-        let label = matches!(scenario, Scenario::Mixed | Scenario::IntrospectUnderLogins)
-            .then(|| op.name());
+        let label = (scenario == Scenario::Mixed || scenario.has_real_users()).then(|| op.name());
         self.shared.tally.record(label, outcome);
     }
 }
@@ -289,9 +328,19 @@ async fn run_scenario(
     }
     latencies.sort_unstable();
     login_latencies.sort_unstable();
-    let note = (scenario == Scenario::IntrospectUnderLogins).then(|| {
+    let others = match scenario {
+        Scenario::LoginsAlone => "idle",
+        Scenario::LoginsUnderSecretGuessing => {
+            "send wrong client secrets, and the row's latencies are theirs"
+        }
+        Scenario::LoginsUnderPasswordSpray => {
+            "send wrong passwords for random usernames from one address, and the row's latencies are theirs"
+        }
+        _ => "introspect, and the row's latencies are theirs",
+    };
+    let note = scenario.has_real_users().then(|| {
         format!(
-            "{}: {LOGIN_SLOTS} slots logging in: {:.1} OK logins/s (p50 {} ms, p99 {} ms); the other {} slots introspect, and the row's latencies are theirs",
+            "{}: {LOGIN_SLOTS} slots logging in: {:.1} OK logins/s (p50 {} ms, p99 {} ms); the other {} slots {others}",
             scenario.name(),
             logins_ok as f64 / args.duration.as_secs_f64(),
             sig3(ms(percentile(&login_latencies, 0.50))),

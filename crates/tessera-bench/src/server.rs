@@ -58,7 +58,9 @@ impl Server {
             introspection_auth: IntrospectionAuth::Bearer,
             hash_cost: HashCost::OWASP,
             max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
-            trusted_proxies: Vec::new(),
+            // The load comes from this machine: it may say whose attempt a request is (the
+            // attack scenarios give the real users and the attacker addresses of their own).
+            trusted_proxies: vec!["127.0.0.1/32".parse()?],
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL
             } else {

@@ -72,9 +72,31 @@ impl MasterKeyArgs {
                         format!("expected a readable file ({e})"),
                     )
                 })?;
+                warn_if_others_can_read(path);
                 Ok(Some(SecretString::from(text.trim().to_owned())))
             }
             (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Warns when the master key file can be read by users other than its owner, or written by
+/// anyone else: whoever reads it can forge every token. (Not refused: container secrets are
+/// often mounted 0444 in a container that only the service runs in.)
+fn warn_if_others_can_read(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "the master key file is open to other users of this machine \
+                     (chmod 0400 it, owned by the service's user)"
+                );
+            }
         }
     }
 }
@@ -391,23 +413,36 @@ pub fn validate_database_url(url: &str) -> Result<String, ConfigError> {
     })
 }
 
-/// A URL with any password replaced, fit for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+/// A URL with any password (in its user information or its query) replaced, fit for messages
+/// and logs.
+pub fn redact_url(text: &str) -> String {
+    /// Query parameters that hold a secret in libpq's and sqlx's connection strings.
+    const SECRET_PARAMS: [&str; 3] = ["password", "sslpassword", "sslkey"];
+    let Ok(mut url) = url::Url::parse(text) else {
+        // Not a URL we can take apart: show nothing of it rather than risk a password.
+        return "<a database URL that does not parse>".to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
     }
+    if url
+        .query_pairs()
+        .any(|(key, _)| SECRET_PARAMS.contains(&key.as_ref()))
+    {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if SECRET_PARAMS.contains(&key.as_ref()) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// Parses a duration such as `30s`, `10m` or `30d`.
@@ -438,6 +473,15 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("sqlite://tessera.db?mode=rwc"),
+            "sqlite://tessera.db?mode=rwc"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert!(!redact_url("postgres://u:p@ss@h/db").contains("p@ss"));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Client authentication: secrets checked against their stored digest (no argon2 for any
 //! caller to trigger), and a cache of enabled clients so that an anonymous token costs no
 //! query.
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use tokio::sync::Semaphore;
 
@@ -68,6 +71,16 @@ pub struct ClientAuthenticator {
     /// secrets for a client not yet moved to a digest takes one hashing thread at most, never
     /// the logins' pool.
     legacy_checks: Arc<Semaphore>,
+    /// Per client: the reads of its row, one at a time (see `fresh_client`).
+    reads: Cache<String, Arc<ClientReads>>,
+}
+
+/// The reads of one client's row: how many have started, and the last one's ticket and
+/// result.
+#[derive(Debug, Default)]
+struct ClientReads {
+    started: AtomicU64,
+    last: tokio::sync::Mutex<Option<(u64, Option<ClientRecord>)>>,
 }
 
 impl ClientAuthenticator {
@@ -84,6 +97,7 @@ impl ClientAuthenticator {
             revoked,
             enabled: EnabledClients::default(),
             legacy_checks: Arc::new(Semaphore::new(1)),
+            reads: Cache::new(MAX_ENTRIES),
         }
     }
 
@@ -117,8 +131,7 @@ impl ClientAuthenticator {
             };
         }
         let client = self
-            .repo
-            .find_client(client_id)
+            .fresh_client(client_id)
             .await?
             .ok_or(DomainError::InvalidClient)?;
         if client.disabled_at.is_some() {
@@ -146,6 +159,31 @@ impl ClientAuthenticator {
 
     /// The kind of a client seen enabled, while the revocation view is fresh and does not
     /// say it was disabled since.
+    /// The client as the database holds it, read after this call began (so that a rotated
+    /// secret or a disable made before it counts), with at most one read per client in flight:
+    /// concurrent callers share the next read that starts after they arrived. A flood of
+    /// guesses at one client's secret costs the database one read at a time, not one each.
+    async fn fresh_client(&self, client_id: &str) -> Result<Option<ClientRecord>, DomainError> {
+        let reads = self
+            .reads
+            .get_or_insert_with(client_id, || {
+                Ok::<_, std::convert::Infallible>(Arc::new(ClientReads::default()))
+            })
+            .unwrap_or_else(|never| match never {});
+        let arrived_after = reads.started.load(Ordering::Acquire);
+        let mut last = reads.last.lock().await;
+        if let Some((ticket, record)) = &*last
+            && *ticket > arrived_after
+        {
+            return Ok(record.clone());
+        }
+        // Reads start only under the lock: this one starts after every waiter arrived.
+        let ticket = reads.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let record = self.repo.find_client(client_id).await?;
+        *last = Some((ticket, record.clone()));
+        Ok(record)
+    }
+
     fn known_enabled(&self, client_id: &str) -> Option<ClientKind> {
         let kind = self.enabled.get(client_id)?;
         let view_vouches = !self.revoked.is_stale(self.clock.now_ms())

@@ -594,11 +594,12 @@ impl ThrottleRepository for MemoryRepository {
         })
     }
 
-    async fn uncount_attempt(&self, key: &str, now: i64) -> Result<()> {
+    async fn uncount_attempt(&self, key: &str, window_started_at: i64, now: i64) -> Result<()> {
         self.with(|t| {
             t.throttle_writes += 1;
             if let Some((count, updated_at)) = t.throttles.get_mut(key)
                 && count.failures > 0
+                && count.window_started_at == window_started_at
             {
                 count.failures -= 1;
                 *updated_at = now;

@@ -373,8 +373,9 @@ pub trait ThrottleRepository: Send + Sync {
     async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<()>;
     /// Forgets `key`'s failures (a success).
     async fn reset_key(&self, key: &str) -> Result<()>;
-    /// Takes back one counted attempt (no verdict was reached).
-    async fn uncount_attempt(&self, key: &str, now: i64) -> Result<()>;
+    /// Takes back one attempt counted in the window that started at `window_started_at`;
+    /// nothing if the key's window has moved on since.
+    async fn uncount_attempt(&self, key: &str, window_started_at: i64, now: i64) -> Result<()>;
 }
 
 #[async_trait]

@@ -27,6 +27,9 @@ pub const QUIET_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct Attempt {
     username_key: String,
     address_key: Option<String>,
+    /// The window each key was charged in: a take-back applies only within it, so that it
+    /// never takes a failure of a later window away.
+    charged_in: Vec<(String, i64)>,
 }
 
 impl Attempt {
@@ -84,9 +87,10 @@ impl LoginThrottle {
         username: &str,
         address: Option<&str>,
     ) -> Result<Attempt, DomainError> {
-        let attempt = Attempt {
+        let mut attempt = Attempt {
             username_key: format!("user:{username}"),
             address_key: address.map(|a| format!("addr:{a}")),
+            charged_in: Vec::new(),
         };
         let now = self.clock.now_ms();
         let keys = attempt.keys();
@@ -103,7 +107,7 @@ impl LoginThrottle {
         let mut charged = Vec::with_capacity(keys.len());
         for (key, limit) in &keys {
             let count = self.repo.count_attempt(key, now, ms(WINDOW)).await?;
-            charged.push(*key);
+            charged.push(((*key).to_owned(), count.window_started_at));
             let locked = count.locked_until.filter(|until| *until > now);
             if locked.is_some() || count.failures > *limit {
                 let until = match locked {
@@ -115,12 +119,13 @@ impl LoginThrottle {
                     }
                     None => self.lock(key, &count, now).await?,
                 };
-                for key in charged {
-                    self.repo.uncount_attempt(key, now).await?;
+                for (key, window) in &charged {
+                    self.repo.uncount_attempt(key, *window, now).await?;
                 }
                 return Err(slow_down(until - now));
             }
         }
+        attempt.charged_in = charged;
         Ok(attempt)
     }
 
@@ -165,11 +170,8 @@ impl LoginThrottle {
     /// The attempt got no verdict (for instance, no hashing capacity): it does not count.
     pub async fn release(&self, attempt: Attempt) -> Result<(), DomainError> {
         let now = self.clock.now_ms();
-        self.repo
-            .uncount_attempt(&attempt.username_key, now)
-            .await?;
-        if let Some(key) = &attempt.address_key {
-            self.repo.uncount_attempt(key, now).await?;
+        for (key, window) in &attempt.charged_in {
+            self.repo.uncount_attempt(key, *window, now).await?;
         }
         Ok(())
     }
@@ -179,8 +181,11 @@ impl LoginThrottle {
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), DomainError> {
         self.repo.reset_key(&attempt.username_key).await?;
         self.locked.remove(&attempt.username_key);
-        if let Some(key) = &attempt.address_key {
-            self.repo.uncount_attempt(key, self.clock.now_ms()).await?;
+        let now = self.clock.now_ms();
+        for (key, window) in &attempt.charged_in {
+            if Some(key) == attempt.address_key.as_ref() {
+                self.repo.uncount_attempt(key, *window, now).await?;
+            }
         }
         Ok(())
     }
@@ -205,5 +210,32 @@ mod tests {
         assert_eq!(lock_span(3), WINDOW * 8);
         assert_eq!(lock_span(7), MAX_LOCK);
         assert_eq!(lock_span(1000), MAX_LOCK);
+    }
+
+    #[tokio::test]
+    async fn a_take_back_after_the_window_moved_on_takes_nothing_from_the_new_window() {
+        use crate::domain::{
+            clock::ManualClock, memory_repository::MemoryRepository, repository::ThrottleRepository,
+        };
+        let repo = Arc::new(MemoryRepository::default());
+        let clock = ManualClock::starting_at(1_000_000);
+        let throttle = LoginThrottle::new(repo.clone(), Arc::new(clock.clone()));
+        let slow = throttle
+            .begin("ann@example.com", Some("192.0.2.1"))
+            .await
+            .expect("first attempt");
+        // The window ends while the first attempt is out; a new one starts with another.
+        clock.advance(WINDOW + Duration::from_secs(1));
+        let _next = throttle
+            .begin("bob@example.com", Some("192.0.2.1"))
+            .await
+            .expect("second attempt");
+        throttle.release(slow).await.expect("release");
+        let count = repo
+            .read_counter("addr:192.0.2.1")
+            .await
+            .expect("read")
+            .expect("a counter");
+        assert_eq!(count.failures, 1, "the new window keeps its attempt");
     }
 }

@@ -102,13 +102,20 @@ impl ThrottleRepository for Store {
         Ok(())
     }
 
-    /// Takes one counted attempt back (a success from a shared address).
-    async fn uncount_attempt(&self, key: &str, now: i64) -> Result<(), RepositoryError> {
+    /// Takes one counted attempt back (a success from a shared address), in the window it was
+    /// counted in.
+    async fn uncount_attempt(
+        &self,
+        key: &str,
+        window_started_at: i64,
+        now: i64,
+    ) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::update_many()
             .col_expr(Column::Failures, Expr::col(Column::Failures).sub(1))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::ThrottleKey.eq(key))
+            .filter(Column::WindowStartedAt.eq(window_started_at))
             .filter(Column::Failures.gt(0))
             .exec(&self.db)
             .await?;
