@@ -108,6 +108,9 @@ pub enum Scenario {
     /// The real users of logins-alone while every other slot sends wrong passwords for random
     /// usernames from one address, which the address throttle locks (issue 15, point 3).
     LoginsUnderPasswordSpray,
+    /// The real users of logins-alone while every other slot sends health checks at full
+    /// speed: what any flood of the cheapest request costs them on these cores.
+    LoginsUnderHealthFlood,
 }
 
 /// Slots that log in, again and again, in introspect-under-logins: four times the hashing
@@ -141,6 +144,7 @@ impl Scenario {
             Self::LoginsAlone => "logins-alone",
             Self::LoginsUnderSecretGuessing => "logins-under-secret-guessing",
             Self::LoginsUnderPasswordSpray => "logins-under-password-spray",
+            Self::LoginsUnderHealthFlood => "logins-under-health-flood",
         }
     }
 
@@ -158,7 +162,8 @@ impl Scenario {
             | Self::IntrospectUnderLogins
             | Self::LoginsAlone
             | Self::LoginsUnderSecretGuessing
-            | Self::LoginsUnderPasswordSpray => return None,
+            | Self::LoginsUnderPasswordSpray
+            | Self::LoginsUnderHealthFlood => return None,
         })
     }
 
@@ -176,6 +181,7 @@ impl Scenario {
                 | Self::LoginsAlone
                 | Self::LoginsUnderSecretGuessing
                 | Self::LoginsUnderPasswordSpray
+                | Self::LoginsUnderHealthFlood
         )
     }
 
@@ -187,6 +193,7 @@ impl Scenario {
                 | Self::LoginsAlone
                 | Self::LoginsUnderSecretGuessing
                 | Self::LoginsUnderPasswordSpray
+                | Self::LoginsUnderHealthFlood
         )
     }
 

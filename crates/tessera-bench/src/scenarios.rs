@@ -163,12 +163,13 @@ impl Driver for ScenarioSlot {
             (Some(op), _) => op,
             (None, Scenario::IntrospectUnderLogins) if real_user => Op::Password,
             (None, Scenario::IntrospectUnderLogins) => Op::IntrospectHot,
-            (None, Scenario::LoginsAlone | Scenario::LoginsUnderSecretGuessing)
-            | (None, Scenario::LoginsUnderPasswordSpray)
-                if real_user =>
-            {
-                Op::UserLogin
-            }
+            (
+                None,
+                Scenario::LoginsAlone
+                | Scenario::LoginsUnderSecretGuessing
+                | Scenario::LoginsUnderPasswordSpray
+                | Scenario::LoginsUnderHealthFlood,
+            ) if real_user => Op::UserLogin,
             (None, Scenario::LoginsAlone) => {
                 // Idle: this scenario's other slots send nothing.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -176,6 +177,7 @@ impl Driver for ScenarioSlot {
             }
             (None, Scenario::LoginsUnderSecretGuessing) => Op::WrongSecret,
             (None, Scenario::LoginsUnderPasswordSpray) => Op::SprayPassword,
+            (None, Scenario::LoginsUnderHealthFlood) => Op::Health,
             (None, _) => self.slot.next_of(&MIX, Op::IntrospectHot),
         };
         if op == Op::Refresh && self.slot.refresh_token.is_none() {
@@ -335,6 +337,9 @@ async fn run_scenario(
         }
         Scenario::LoginsUnderPasswordSpray => {
             "send wrong passwords for random usernames from one address, and the row's latencies are theirs"
+        }
+        Scenario::LoginsUnderHealthFlood => {
+            "send health checks, and the row's latencies are theirs"
         }
         _ => "introspect, and the row's latencies are theirs",
     };

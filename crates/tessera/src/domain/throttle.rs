@@ -94,11 +94,7 @@ impl LoginThrottle {
         };
         let now = self.clock.now_ms();
         let keys = attempt.keys();
-        for (key, _) in &keys {
-            if let Some(until) = self.locked.get(*key).filter(|until| *until > now) {
-                return Err(slow_down(until - now));
-            }
-        }
+        self.refuse_known_locks(&keys, now)?;
         for (key, limit) in &keys {
             self.check(key, *limit, now).await?;
         }
@@ -127,6 +123,32 @@ impl LoginThrottle {
         }
         attempt.charged_in = charged;
         Ok(attempt)
+    }
+
+    /// Refuses an attempt for `username` (and `address`) at once when this instance knows one
+    /// of its keys is locked: no query, no write, no place in the hashing queue. Attempts that
+    /// pass still go through [`LoginThrottle::begin`].
+    pub fn refuse_if_known_locked(
+        &self,
+        username: &str,
+        address: Option<&str>,
+    ) -> Result<(), DomainError> {
+        let username_key = format!("user:{username}");
+        let address_key = address.map(|a| format!("addr:{a}"));
+        let mut keys = vec![(username_key.as_str(), USERNAME_LIMIT)];
+        if let Some(key) = &address_key {
+            keys.push((key.as_str(), ADDRESS_LIMIT));
+        }
+        self.refuse_known_locks(&keys, self.clock.now_ms())
+    }
+
+    fn refuse_known_locks(&self, keys: &[(&str, i32)], now: i64) -> Result<(), DomainError> {
+        for (key, _) in keys {
+            if let Some(until) = self.locked.get(*key).filter(|until| *until > now) {
+                return Err(slow_down(until - now));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses an attempt on `key` when it is locked, or locks it when it has had `limit`

@@ -24,7 +24,10 @@ impl TokenService {
         }
         let scope = scope::narrow(requested_scope, scope::USER)?;
         let username = normalize_username(username);
-        // A place in the hashing pool first: a login turned away for lack of capacity must
+        // A lock this instance knows of refuses the attempt before it takes a place in the
+        // hashing queue: a flood against a locked username or address never delays real logins.
+        self.throttle.refuse_if_known_locked(&username, address)?;
+        // A place in the hashing pool next: a login turned away for lack of capacity must
         // cost nothing, not even a throttle write.
         let reservation = self.hasher().reserve().await?;
         let attempt = self.throttle.begin(&username, address).await?;
