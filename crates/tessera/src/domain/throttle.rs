@@ -49,7 +49,8 @@ pub struct LoginThrottle {
     repo: SharedRepository,
     clock: SharedClock,
     /// Keys this instance saw locked, until when: refused without touching the database.
-    locked: Arc<Cache<String, i64>>,
+    /// Per key: until when the lock is remembered here, and until when it lasts.
+    locked: Arc<Cache<String, (i64, i64)>>,
 }
 
 /// Locked keys remembered at most.
@@ -144,7 +145,11 @@ impl LoginThrottle {
 
     fn refuse_known_locks(&self, keys: &[(&str, i32)], now: i64) -> Result<(), DomainError> {
         for (key, _) in keys {
-            if let Some(until) = self.locked.get(*key).filter(|until| *until > now) {
+            if let Some((_, until)) = self
+                .locked
+                .get(*key)
+                .filter(|(remembered, _)| *remembered > now)
+            {
                 return Err(slow_down(until - now));
             }
         }
@@ -186,7 +191,7 @@ impl LoginThrottle {
     /// success, or removed by hand, is lifted here within [`LOCK_MEMORY`]).
     fn remember_locked(&self, key: &str, until: i64, now: i64) {
         let remembered = until.min(now.saturating_add(ms(LOCK_MEMORY)));
-        self.locked.insert(key.to_owned(), remembered);
+        self.locked.insert(key.to_owned(), (remembered, until));
     }
 
     /// The attempt got no verdict (for instance, no hashing capacity): it does not count.

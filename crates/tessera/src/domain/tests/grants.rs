@@ -561,6 +561,22 @@ async fn a_locked_username_is_refused_from_memory_without_a_query() {
         queries,
         "no query for a locked key"
     );
+    // Nor a place in the hashing queue: with every hashing place taken, a locked username
+    // is still told of its lock, at once, not of a full queue.
+    let _all = world.hasher.occupy_all().await.expect("occupy");
+    let refused = world
+        .login(&client, "hal@example.com", PASSWORD)
+        .await
+        .expect_err("locked");
+    match refused {
+        DomainError::SlowDown { retry_after } => {
+            assert!(
+                retry_after > Duration::from_secs(600),
+                "until the lock ends: {retry_after:?}"
+            );
+        }
+        other => panic!("expected the lock, got {other:?}"),
+    }
 }
 
 #[tokio::test]
