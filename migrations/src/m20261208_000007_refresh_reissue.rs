@@ -1,7 +1,8 @@
 //! What a refresh within the reuse grace needs (SPEC §2, issue 15 point 4): a spent refresh
 //! token points at the refresh token its spending issued (`successor_hash`), and each refresh
 //! token knows the access token issued beside it (`access_jti`, `access_expires_at`), so that a
-//! retried refresh can replace that pair and revoke its access token.
+//! retried refresh can replace that pair and revoke its access token. A refresh token replaced
+//! that way is marked (`replaced_at`): only someone other than the client can present it later.
 //!
 //! Nullable columns, added in place: instances of the previous release keep working beside
 //! this schema (they leave the columns empty, and a token without them is simply not reissued).
@@ -16,6 +17,7 @@ enum RefreshTokens {
     SuccessorHash,
     AccessJti,
     AccessExpiresAt,
+    ReplacedAt,
 }
 
 #[async_trait::async_trait]
@@ -30,6 +32,7 @@ impl MigrationTrait for Migration {
             string_len_null(RefreshTokens::SuccessorHash, 64),
             string_len_null(RefreshTokens::AccessJti, 36),
             big_integer_null(RefreshTokens::AccessExpiresAt),
+            big_integer_null(RefreshTokens::ReplacedAt),
         ] {
             let mut column = column;
             manager
@@ -46,6 +49,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for column in [
+            RefreshTokens::ReplacedAt,
             RefreshTokens::AccessExpiresAt,
             RefreshTokens::AccessJti,
             RefreshTokens::SuccessorHash,

@@ -422,6 +422,10 @@ pub fn redact_url(text: &str) -> String {
         // Not a URL we can take apart: show nothing of it rather than risk a password.
         return "<a database URL that does not parse>".to_owned();
     };
+    if url.scheme() != "sqlite" && (url.cannot_be_a_base() || !url.has_host()) {
+        // `postgres:u:pw@h/db` and the like parse as a path: a password may be anywhere in it.
+        return format!("{}:<not shown>", url.scheme());
+    }
     if url.password().is_some() {
         let _ = url.set_password(Some("***"));
     }
@@ -482,6 +486,9 @@ mod tests {
             "postgres://h/db?user=u&password=***&sslmode=require"
         );
         assert!(!redact_url("postgres://u:p@ss@h/db").contains("p@ss"));
+        assert!(!redact_url("postgres:u:pw@h/db").contains("pw"));
+        assert!(!redact_url("postgres:/u:pw@h/db").contains("pw"));
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 
     #[test]

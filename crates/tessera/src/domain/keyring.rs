@@ -67,6 +67,8 @@ struct Keys {
     /// The newest generation in the database when these were loaded, trusted or not: a
     /// rotation elsewhere shows as a newer one.
     newest_generation: i64,
+    /// The signing key's generation: a reload never goes back below it.
+    signing_generation: i64,
 }
 
 /// What checking a token's signature found.
@@ -201,6 +203,18 @@ impl KeyRing {
             self.clock.now_ms(),
         )
         .await?;
+        let signing = self.snapshot().signing_generation;
+        if keys.signing_generation < signing {
+            // The rows of newer keys disappeared (deleted, or an old backup restored): going
+            // back to an older key could revive one that leaked. Keep signing with ours.
+            tracing::error!(
+                loaded = keys.signing_generation,
+                signing,
+                "the database's newest trusted signing key is older than the one signing \
+                 here: keeping the keys this instance holds"
+            );
+            return Ok(());
+        }
         self.keys.store(Arc::new(keys));
         Ok(())
     }
@@ -284,17 +298,33 @@ async fn load_or_create(
     // unique, so one insert loses and that instance simply loads the winner's key.
     for _ in 0..3 {
         let (mut rows, newest_generation) = trusted_rows(repo, master).await?;
+        clamp_to_successors(&mut rows, verify_window_ms);
         extend_retirements(repo, master, &mut rows, verify_window_ms, now).await?;
-        if let Some(newest) = rows.first() {
-            let mut keys = keys_from_rows(&rows, newest, master)?;
-            keys.newest_generation = newest_generation.unwrap_or(newest.generation);
-            return Ok(keys);
-        }
-        if newest_generation.is_some() {
+        let generation = match rows.first() {
+            Some(newest) if newest.superseded_at.is_none() => {
+                let mut keys = keys_from_rows(&rows, newest, master)?;
+                keys.newest_generation = newest_generation.unwrap_or(newest.generation);
+                return Ok(keys);
+            }
+            Some(newest) => {
+                // The newest key we trust says it was superseded: the rows after it are gone
+                // (deleted, or a database restored from an old backup). Never sign with a key
+                // that stopped signing; make a new one.
+                tracing::error!(
+                    kid = %newest.kid,
+                    "the newest trusted signing key was superseded and nothing newer is \
+                     trusted: making a new signing key"
+                );
+                next_generation(newest_generation)?
+            }
             // Keys, none of them ours: the master key changed, or every row was forged.
-            return Err(MasterKeyError::WrongKey.into());
-        }
-        match repo.insert_signing_key(new_key_row(master, 1, now)?).await {
+            None if newest_generation.is_some() => return Err(MasterKeyError::WrongKey.into()),
+            None => 1,
+        };
+        match repo
+            .insert_signing_key(new_key_row(master, generation, now)?)
+            .await
+        {
             Ok(()) | Err(RepositoryError::Conflict(_)) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -314,7 +344,20 @@ async fn trusted_rows(
     master: &MasterKey,
 ) -> Result<(Vec<SigningKeyRecord>, Option<i64>), KeyRingError> {
     let mut rows = repo.list_signing_keys().await?;
-    if !rows.is_empty() && rows.iter().all(|row| row.row_mac.is_none()) {
+    // A row sealed bound to its kid was made by this release: if such a row lost its MAC,
+    // the MACs were stripped, and adopting rows now would trust whatever the stripper wrote.
+    let stripped = rows.iter().any(|row| {
+        master
+            .open(&row.sealed_secret_key, row.kid.as_bytes())
+            .is_ok()
+    });
+    if stripped && rows.iter().all(|row| row.row_mac.is_none()) {
+        tracing::error!(
+            "every signing-key row lost its MAC, though some were made by this release: \
+             nothing is adopted (restore the rows from a backup, or delete them all to start \
+             over with a new key)"
+        );
+    } else if !rows.is_empty() && rows.iter().all(|row| row.row_mac.is_none()) {
         let mut adopted = 0;
         for row in &rows {
             if let Some(update) = adoption(master, row)? {
@@ -347,6 +390,36 @@ async fn trusted_rows(
         })
         .collect();
     Ok((trusted, newest_generation))
+}
+
+/// The generation after `newest` (of any row, trusted or not); an error rather than a wrap.
+fn next_generation(newest: Option<i64>) -> Result<i64, KeyRingError> {
+    newest.map_or(Some(1), |g| g.checked_add(1)).ok_or_else(|| {
+        KeyRingError::Crypto(
+            "the signing-key generations are exhausted (a forged row holds the largest \
+             number?): delete the rows that do not verify"
+                .into(),
+        )
+    })
+}
+
+/// A key stopped signing when the next trusted generation was made, whatever its own row
+/// says, and retires at most `verify_window_ms` after that: an old copy of a row (from a time
+/// when it still signed) cannot make a retired key live again.
+fn clamp_to_successors(rows: &mut [SigningKeyRecord], verify_window_ms: i64) {
+    for i in 1..rows.len() {
+        let successor_made = rows[i - 1].created_at;
+        let row = &mut rows[i];
+        let superseded = row
+            .superseded_at
+            .map_or(successor_made, |at| at.min(successor_made));
+        let latest_retirement = superseded.saturating_add(verify_window_ms);
+        row.superseded_at = Some(superseded);
+        row.retire_at = Some(
+            row.retire_at
+                .map_or(latest_retirement, |at| at.min(latest_retirement)),
+        );
+    }
 }
 
 /// A row of an earlier release, sealed bound to its kid and given its MAC, if the master key
@@ -484,6 +557,7 @@ fn keys_from_rows(
         verifying,
         published,
         newest_generation: newest.generation,
+        signing_generation: newest.generation,
     })
 }
 
@@ -532,7 +606,7 @@ pub async fn rotate(
         None if newest_generation.is_some() => return Err(MasterKeyError::WrongKey.into()),
         None => {}
     }
-    let generation = newest_generation.map_or(1, |g| g + 1);
+    let generation = next_generation(newest_generation)?;
     let row = new_key_row(master, generation, now)?;
     let public = public_key(&row)?;
     let published = PublishedKey {

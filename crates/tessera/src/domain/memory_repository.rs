@@ -416,6 +416,7 @@ impl SessionRepository for MemoryRepository {
             }
             if let Some(replaced) = t.refresh_tokens.get_mut(replaced_hash) {
                 replaced.spent_at = Some(now);
+                replaced.replaced_at = Some(now);
             }
             if let Some(presented) = t.refresh_tokens.get_mut(presented_hash) {
                 presented.successor_hash = Some(replacement.token_hash.clone());

@@ -84,6 +84,9 @@ pub struct RefreshTokenRecord {
     /// The access token issued beside this refresh token (by a refresh), which a reissue of
     /// the pair revokes.
     pub issued_with: Option<IssuedAccess>,
+    /// When a retried refresh replaced this token (spent, never delivered to the client): a
+    /// later presentation can only come from someone else.
+    pub replaced_at: Option<i64>,
 }
 
 /// An access token, as far as revoking it needs.

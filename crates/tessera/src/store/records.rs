@@ -163,6 +163,7 @@ impl From<refresh_tokens::Model> for RefreshTokenRecord {
                 .access_jti
                 .zip(row.access_expires_at)
                 .map(|(jti, expires_at)| IssuedAccess { jti, expires_at }),
+            replaced_at: row.replaced_at,
         }
     }
 }
@@ -179,6 +180,7 @@ impl From<RefreshTokenRecord> for refresh_tokens::Model {
             successor_hash: token.successor_hash,
             access_expires_at: token.issued_with.as_ref().map(|a| a.expires_at),
             access_jti: token.issued_with.map(|a| a.jti),
+            replaced_at: token.replaced_at,
         }
     }
 }

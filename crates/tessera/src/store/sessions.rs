@@ -172,6 +172,7 @@ impl SessionRepository for Store {
         let txn = self.db.begin().await?;
         let replaced = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
+            .col_expr(refresh_tokens::Column::ReplacedAt, Expr::value(now))
             .filter(refresh_tokens::Column::TokenHash.eq(replaced_hash))
             .filter(refresh_tokens::Column::SpentAt.is_null())
             .filter(refresh_tokens::Column::Sid.in_subquery(live_session(&replacement.sid, now)))

@@ -66,6 +66,7 @@ async fn insert_refresh_token(
         successor_hash: None,
         access_jti: None,
         access_expires_at: None,
+        replaced_at: None,
     })
     .insert(app.store.connection())
     .await

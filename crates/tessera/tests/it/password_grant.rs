@@ -372,6 +372,7 @@ async fn a_login_that_overlaps_a_password_change_starts_no_session() {
                 spent_at: None,
                 successor_hash: None,
                 issued_with: None,
+                replaced_at: None,
             },
             user_version: Some(read.version),
         })

@@ -288,6 +288,7 @@ impl TokenService {
                     spent_at: None,
                     successor_hash: None,
                     issued_with: None,
+                    replaced_at: None,
                 },
                 user_version: user.map(|u| u.version),
             })

@@ -246,3 +246,43 @@ async fn signing_keys_of_an_earlier_release_are_adopted_once_and_keep_their_toke
     assert_eq!(later.keys().signing_kid(), row.kid);
     assert_eq!(later.key_set().await.expect("keys").len(), 1);
 }
+
+#[tokio::test]
+async fn an_old_copy_of_a_key_row_from_when_it_signed_does_not_bring_it_back() {
+    let world = World::new().await;
+    let client = world.marketplace_client().await;
+    let old = world
+        .issue(&client, None, Grant::ClientCredentials)
+        .await
+        .expect("token")
+        .access_token;
+    // Copied (MAC and all) while the key still signed: no supersession, no retirement.
+    let copy = world.repo.list_signing_keys().await.expect("keys")[0].clone();
+    let window = world.tokens.policy().key_verification_window();
+    keyring::rotate(&*world.repo, &world.master(), window, world.start)
+        .await
+        .expect("rotate");
+    world.advance(window + Duration::from_secs(60)).await;
+    let current = world
+        .repo
+        .list_signing_keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .find(|row| row.kid == copy.kid)
+        .expect("the old row");
+    assert!(
+        world
+            .repo
+            .update_signing_key(KeyUpdate {
+                key: copy.clone(),
+                expected_mac: current.row_mac,
+            })
+            .await
+            .expect("put the copy back")
+    );
+    let sibling = world.sibling().await;
+    assert_ne!(sibling.keys().signing_kid(), copy.kid);
+    assert_eq!(sibling.introspect(&old).await.expect("introspect"), None);
+    assert_eq!(sibling.key_set().await.expect("key set").len(), 1);
+}

@@ -14,6 +14,7 @@ pub struct Model {
     pub successor_hash: Option<String>,
     pub access_jti: Option<String>,
     pub access_expires_at: Option<i64>,
+    pub replaced_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

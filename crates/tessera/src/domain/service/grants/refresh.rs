@@ -60,7 +60,8 @@ impl TokenService {
     /// - after that and within the reuse grace, it is the same client retrying an answer it
     ///   never got: a fresh pair replaces the pair of the first use, which stops working,
     ///   provided that pair's refresh token was never used (else the answer did arrive);
-    /// - after the grace, the token leaked: the session ends.
+    /// - after the grace, or at any time for a token a retry replaced (its client never got
+    ///   it), the token leaked: the session ends.
     async fn refresh_spent(
         &self,
         client: &AuthenticatedClient,
@@ -69,7 +70,8 @@ impl TokenService {
         now: i64,
     ) -> Result<IssuedToken, DomainError> {
         let spent_at = row.spent_at.unwrap_or(now);
-        if now - spent_at > ms(self.policy.refresh_reuse_grace) {
+        // A token a retry replaced never reached the client: whoever presents it stole it.
+        if row.replaced_at.is_some() || now - spent_at > ms(self.policy.refresh_reuse_grace) {
             self.end_session(&row.sid, now, "refresh_token_reused")
                 .await?;
             tracing::warn!(sid = %row.sid, "spent refresh token presented again: session ended");
@@ -191,6 +193,7 @@ impl TokenService {
                 .min(session.expires_at),
             spent_at: None,
             successor_hash: None,
+            replaced_at: None,
             issued_with: Some(IssuedAccess {
                 jti: claims.jti.clone(),
                 expires_at: claims.expires_at,
