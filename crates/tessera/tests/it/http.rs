@@ -790,3 +790,49 @@ async fn form_encoded_special_characters_reach_the_domain_intact() {
         .await;
     assert_token(&answer, "user");
 }
+
+#[tokio::test]
+async fn http_logins_are_throttled_by_the_peer_or_the_address_a_trusted_proxy_forwards() {
+    use tessera_testkit::prelude::*;
+    let wrong_login = |app: &TestApp, client_id: String| {
+        let http = http(app);
+        async move {
+            http.form(
+                "/v1/auth/token",
+                &[("x-forwarded-for", "203.0.113.7, 10.0.0.1")],
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", &client_id),
+                    ("username", "someone@example.com"),
+                    ("password", "wrong-password"),
+                ],
+            )
+            .await
+            .assert_error(400, "invalid_grant");
+        }
+    };
+    let failures = |app: &TestApp, key: &'static str| {
+        let store = app.store.clone();
+        async move {
+            store
+                .read_counter(key)
+                .await
+                .expect("read")
+                .map(|c| c.failures)
+        }
+    };
+    // Behind a trusted proxy (this test, on 127.0.0.1, and 10.0.0.0/8): the forwarded address.
+    let behind_proxy = TestApp::spawn_with(|config| {
+        config.trusted_proxies =
+            tessera::config::trusted_proxies("127.0.0.1, 10.0.0.0/8").expect("proxies");
+    })
+    .await;
+    wrong_login(&behind_proxy, behind_proxy.marketplace_client().await).await;
+    assert_eq!(failures(&behind_proxy, "addr:203.0.113.7").await, Some(1));
+    assert_eq!(failures(&behind_proxy, "addr:127.0.0.1").await, None);
+    // From anyone else, the header is ignored: the peer is charged.
+    let direct = TestApp::spawn().await;
+    wrong_login(&direct, direct.marketplace_client().await).await;
+    assert_eq!(failures(&direct, "addr:203.0.113.7").await, None);
+    assert_eq!(failures(&direct, "addr:127.0.0.1").await, Some(1));
+}
