@@ -11,8 +11,8 @@
 # Every answer is verified, not just counted: one request of each kind is made with curl first
 # (grpc-status 0, or HTTP 200), and h2load's data bytes divided by its successes must equal that
 # answer's size (every token answer of a kind has the same size; an error answer differs).
-# The runs alternate (grpc, h2c, h1, then again for the next round) so that a slow moment of a
-# shared machine does not fall on one protocol only.
+# After a short warm-up of each kind, the runs alternate (grpc, h2c, h1, then again for the next
+# round) so that a slow moment of a shared machine does not fall on one protocol only.
 #
 # Usage: bash scripts/h2load-http.sh [anonymous-requests] [integration-requests] [rounds]
 #        (defaults 100000 20000 2)
@@ -120,6 +120,10 @@ PY
 }
 
 echo "h2load-http: $(nproc) CPUs, tessera serve (release, SQLite): gRPC on $addr, HTTP on $http_addr; $rounds rounds; 64 in flight"
+echo "-- warm-up (not counted)"
+for protocol in grpc h2c h1; do
+    run anon "$protocol" 5000 >/dev/null
+done
 for round in $(seq 1 "$rounds"); do
     echo "-- round $round"
     for grant in anon integ; do

@@ -149,7 +149,7 @@ impl ClientCredentials {
     pub fn take(headers: &HeaderMap, form: &mut Form) -> Result<Self, ApiError> {
         let form_id = form.take("client_id");
         let form_secret = form.take("client_secret");
-        let Some((scheme, encoded)) =
+        let Some((_, encoded)) =
             authorization(headers).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         else {
             return Ok(Self {
@@ -157,7 +157,6 @@ impl ClientCredentials {
                 client_secret: form_secret,
             });
         };
-        debug_assert!(scheme.eq_ignore_ascii_case("basic"));
         let basic = basic_credentials(encoded).ok_or_else(|| {
             ApiError::from(DomainError::InvalidClient).challenge(Some(Challenge::Basic))
         })?;

@@ -14,7 +14,7 @@ use super::{
     form::{ClientCredentials, Form, challenge_of},
     router::{record_client_id, traced},
 };
-use crate::domain::service::{ACCESS_TOKEN_TYPE, IssuedToken};
+use crate::domain::service::IssuedToken;
 use crate::edge::{
     address::end_user_address,
     call::{to_completion, within_deadline},
@@ -95,7 +95,6 @@ fn answer(issued: IssuedToken) -> Response {
         body["refresh_token"] = refresh_token.into();
     }
     if let Some(issued_token_type) = issued.issued_token_type {
-        debug_assert_eq!(issued_token_type, ACCESS_TOKEN_TYPE);
         body["issued_token_type"] = issued_token_type.into();
     }
     let mut response = json(StatusCode::OK, &body);
