@@ -9,8 +9,10 @@ mod introspect;
 mod keys;
 mod revoke;
 mod router;
+mod serve;
 mod token;
 
 pub use cors::cors_layer;
 pub use error::ApiError;
 pub use router::{HttpState, router};
+pub use serve::serve;

@@ -55,8 +55,8 @@ impl HttpState {
     }
 }
 
-/// The HTTP listener's routes (SPEC §8), under the CORS rule of `origins`. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()`: logins are throttled by the peer.
+/// The HTTP listener's routes (SPEC §8), under the CORS rule of `origins`. Requests need the
+/// peer's address ([`axum::extract::ConnectInfo`]): [`super::serve`] adds it.
 pub fn router(state: HttpState, origins: &CorsOrigins) -> Router {
     Router::new()
         .route("/v1/auth/token", only("POST", post(token::token)))

@@ -7,7 +7,6 @@ mod master_key_file;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
@@ -142,14 +141,7 @@ impl Application {
         let http = self.http_listener.map(|(listener, addr)| {
             let router = http::router(http_state.clone(), &self.config.cors_origins);
             tracing::info!(addr = %addr, "serving HTTP (/v1/auth/token, /v1/auth/revoke, /v1/auth/introspect, /v1/auth/keys)");
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            http::serve(listener, router, async move {
                 let _ = http_stop_rx.await;
             })
         });

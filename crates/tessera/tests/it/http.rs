@@ -652,6 +652,28 @@ async fn health_for_load_balancers_is_served_on_the_http_listener() {
 }
 
 #[tokio::test]
+async fn the_http_listener_speaks_http_2_without_tls_too() {
+    let app = TestApp::spawn().await;
+    let client_id = app.marketplace_client().await;
+    let h2c = Http::new_h2c(app.http_url());
+    // Eight requests at once on the one connection the client keeps.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (h2c, client_id) = (h2c.clone(), client_id.clone());
+        calls.spawn(async move {
+            h2c.token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+            ])
+            .await
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        assert_token(&answer.expect("call"), "public-read");
+    }
+}
+
+#[tokio::test]
 async fn the_http_listener_can_be_turned_off() {
     let app = TestApp::spawn_with(|config| config.http_listen = None).await;
     assert!(app.http_addr.is_none());

@@ -65,6 +65,16 @@ impl Http {
         }
     }
 
+    /// A client for `base` that speaks HTTP/2 without TLS (prior knowledge, as h2load does).
+    pub fn new_h2c(base: String) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+            base,
+        }
+    }
+
     /// Sends any request.
     pub async fn send(
         &self,
