@@ -43,8 +43,10 @@ COPY --from=builder /usr/local/bin/tessera /usr/local/bin/tessera
 
 USER tessera:tessera
 WORKDIR /var/lib/tessera
-ENV TESSERA_LISTEN=0.0.0.0:50051
-EXPOSE 50051
+ENV TESSERA_LISTEN=0.0.0.0:50051 \
+    TESSERA_HTTP_LISTEN=0.0.0.0:8080
+# 50051: gRPC and gRPC-Web; 8080: HTTP (the Sharetribe token endpoint, /healthz, /readyz).
+EXPOSE 50051 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["tessera", "health", "--addr", "127.0.0.1:50051"]
 ENTRYPOINT ["tessera"]

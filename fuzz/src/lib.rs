@@ -70,6 +70,8 @@ impl Harness {
         let master_key = master_text.clone();
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            http_listen: None,
+            cors_origins: Default::default(),
             database_url: format!("sqlite://{}?mode=rwc", dir.path().join("fuzz.db").display()),
             master_key: Some(master_text.into()),
             // Long enough that the fixture tokens outlive a fuzz run; argon2 keeps its real cost.

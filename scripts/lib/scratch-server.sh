@@ -15,6 +15,10 @@ trap cleanup EXIT
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 addr="127.0.0.1:$port"
 export TESSERA_LISTEN="$addr"
+# A second free port for the HTTP listener (never the default 8080: scripts run side by side).
+http_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+http_addr="127.0.0.1:$http_port"
+export TESSERA_HTTP_LISTEN="$http_addr"
 export TESSERA_DATABASE_URL="sqlite://$tmp/t.db?mode=rwc"
 export TESSERA_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 

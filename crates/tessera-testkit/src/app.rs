@@ -30,6 +30,8 @@ use crate::{
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The HTTP listener's address (port 0 in tests), unless the test turned it off.
+    pub http_addr: Option<std::net::SocketAddr>,
     pub tokens: Arc<TokenService>,
     pub store: Store,
     pub db: Arc<TestDb>,
@@ -51,6 +53,8 @@ pub struct TestApp {
 pub fn test_config(db: &TestDb) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        http_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        cors_origins: Default::default(),
         database_url: db.url.clone(),
         // SQLite runs on the dev-key default (a file beside the database); PostgreSQL needs one.
         master_key: db.is_postgres().then(|| MasterKey::generate().1.into()),
@@ -125,6 +129,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let addr = app.local_addr();
+        let http_addr = app.http_addr();
         let tokens = app.tokens();
         on_clock.lock().expect("lock").push(Arc::downgrade(&tokens));
         let store = app.store();
@@ -138,6 +143,7 @@ impl TestApp {
             .connect_lazy();
         Self {
             addr,
+            http_addr,
             tokens,
             store,
             db,
@@ -199,6 +205,14 @@ impl TestApp {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://<HTTP listener>`: the `baseUrl` a Sharetribe SDK would be given.
+    pub fn http_url(&self) -> String {
+        let addr = self
+            .http_addr
+            .expect("the HTTP listener is on (TESSERA_HTTP_LISTEN)");
+        format!("http://{addr}")
     }
 
     pub fn channel(&self) -> Channel {

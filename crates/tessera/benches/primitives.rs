@@ -59,6 +59,8 @@ fn token_primitives(c: &mut Criterion) {
 fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        http_listen: None,
+        cors_origins: Default::default(),
         database_url: "sqlite::memory:".into(),
         master_key: None,
         policy: TokenPolicy::default(),

@@ -204,6 +204,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,
+    /// Address of the HTTP listener (the Sharetribe token endpoint, health for load
+    /// balancers), or `off`.
+    #[arg(long, env = "TESSERA_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: String,
+    /// Browser origins allowed to call both listeners (CORS), comma-separated, such as
+    /// https://app.example.com; `*` for any origin; empty: none.
+    #[arg(long, env = "TESSERA_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
     #[command(flatten)]
     pub master_key: MasterKeyArgs,
     /// The `iss` claim of every token.
@@ -245,11 +253,68 @@ pub enum IntrospectionAuth {
     None,
 }
 
+/// The browser origins that may call Tessera (CORS, SPEC §8). Credentials (cookies, HTTP
+/// authentication the browser manages) are never allowed: Tessera's callers send their tokens
+/// and client ids explicitly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// These origins only (`scheme://host[:port]`, lower case); none when empty.
+    List(Vec<String>),
+    /// Any origin (`*`).
+    Any,
+}
+
+impl Default for CorsOrigins {
+    fn default() -> Self {
+        Self::List(Vec::new())
+    }
+}
+
+/// `https://app.example.com, http://localhost:3000`, or `*`.
+pub fn cors_origins(text: &str) -> Result<CorsOrigins, ConfigError> {
+    let entries: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries == ["*"] {
+        return Ok(CorsOrigins::Any);
+    }
+    let origin = |entry: &str| -> Result<String, ConfigError> {
+        let bad = || {
+            ConfigError::new(
+                "TESSERA_CORS_ORIGINS",
+                entry,
+                "expected origins such as https://app.example.com or http://localhost:3000 \
+                 (scheme, host and port only), comma-separated, or * alone",
+            )
+        };
+        let lower = entry.to_ascii_lowercase();
+        let (scheme, authority) = lower.split_once("://").ok_or_else(bad)?;
+        let authority_ok = !authority.is_empty()
+            && !authority.contains(['/', '?', '#', '@', '*'])
+            && authority.parse::<http::uri::Authority>().is_ok();
+        if !matches!(scheme, "http" | "https") || !authority_ok {
+            return Err(bad());
+        }
+        Ok(lower)
+    };
+    entries
+        .into_iter()
+        .map(origin)
+        .collect::<Result<_, _>>()
+        .map(CorsOrigins::List)
+}
+
 /// Everything `serve` needs, validated. Its Debug shows no secret: the database URL's password
 /// and the master key are redacted.
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The HTTP listener's address; `None`: no HTTP listener (`off`).
+    pub http_listen: Option<SocketAddr>,
+    /// Browser origins allowed on both listeners.
+    pub cors_origins: CorsOrigins,
     pub database_url: String,
     pub master_key: Option<SecretString>,
     pub policy: TokenPolicy,
@@ -267,6 +332,8 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("http_listen", &self.http_listen)
+            .field("cors_origins", &self.cors_origins)
             .field("database_url", &redact_url(&self.database_url))
             .field(
                 "master_key",
@@ -315,6 +382,16 @@ impl Config {
                 "expected HOST:PORT such as 127.0.0.1:50051",
             )
         })?;
+        let http_listen = match args.http_listen.trim() {
+            "off" => None,
+            text => Some(text.parse().map_err(|_| {
+                ConfigError::new(
+                    "TESSERA_HTTP_LISTEN",
+                    &args.http_listen,
+                    "expected HOST:PORT such as 127.0.0.1:8080, or off",
+                )
+            })?),
+        };
         let database_url = validate_database_url(&db.database_url)?;
         let introspection_auth = match args.introspection_auth.as_str() {
             "bearer" => IntrospectionAuth::Bearer,
@@ -350,6 +427,8 @@ impl Config {
         let master_key = args.master_key.resolve()?;
         Ok(Self {
             listen,
+            http_listen,
+            cors_origins: cors_origins(&args.cors_origins)?,
             database_url,
             master_key,
             policy,
@@ -526,6 +605,8 @@ mod tests {
     fn no_secret_shows_in_the_debug_form_of_the_settings() {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            http_listen: None,
+            cors_origins: CorsOrigins::default(),
             database_url: "postgres://tessera:hunter2@db/tessera".into(),
             master_key: Some(SecretString::from(
                 "bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=",
@@ -584,5 +665,29 @@ mod tests {
         assert!(trusted_proxies("10.0.0.0/8, not-an-address").is_err());
         let mapped = trusted_proxies("::ffff:10.0.0.0/104").expect("valid");
         assert_eq!(mapped[0].to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_lone_star() {
+        assert_eq!(cors_origins("").expect("empty"), CorsOrigins::default());
+        assert_eq!(cors_origins(" * ").expect("any"), CorsOrigins::Any);
+        assert_eq!(
+            cors_origins("https://App.Example.com, http://localhost:3000").expect("list"),
+            CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://app.example.com",
+            "https://",
+            "*, https://app.example.com",
+            "https://*.example.com",
+        ] {
+            assert!(cors_origins(bad).is_err(), "{bad}");
+        }
     }
 }

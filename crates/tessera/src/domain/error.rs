@@ -42,6 +42,10 @@ pub enum DomainError {
     MissingCallerToken,
     #[error("introspection requires an active access token of an integration client")]
     CallerNotAllowed,
+    /// The `Authorization: Bearer` token a caller proves its session with is not an active
+    /// access token (HTTP revocation, SPEC §8).
+    #[error("the bearer token is invalid, expired or revoked")]
+    InvalidBearer,
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -72,6 +76,7 @@ impl DomainError {
                 "unauthorized_client"
             }
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidBearer => "invalid_token",
             Self::SlowDown { .. } => "slow_down",
             Self::Unavailable => "temporarily_unavailable",
             Self::Internal(_) => "server_error",

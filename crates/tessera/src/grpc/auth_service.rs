@@ -13,6 +13,7 @@ use crate::domain::{
     DomainError, TokenService,
     service::{ActiveToken, TokenKind},
 };
+use crate::edge::call::{self, to_completion};
 
 /// The gRPC face of [`TokenService`].
 #[derive(Clone, Debug)]
@@ -63,10 +64,7 @@ impl AuthServiceImpl {
     }
 }
 
-/// The longest an RPC may take: past it, the caller gets UNAVAILABLE rather than a hang (a
-/// database that stopped answering mid-query, say). Session starts commit on a task of their
-/// own, so a cut-off call never leaves a half-written session.
-pub const RPC_DEADLINE: std::time::Duration = crate::domain::service::CALL_DEADLINE;
+pub use crate::edge::call::RPC_DEADLINE;
 
 /// Runs one RPC inside its span, within the deadline, and records how it ended.
 async fn traced<T>(
@@ -81,36 +79,12 @@ async fn traced<T>(
         outcome = Empty
     );
     async move {
-        let result = tokio::time::timeout(RPC_DEADLINE, work)
-            .await
-            .unwrap_or(Err(DomainError::Unavailable));
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.reason(),
-        };
-        tracing::Span::current().record("outcome", outcome);
-        tracing::info!(outcome, "rpc finished");
+        let result = call::within_deadline(work).await;
+        call::record_outcome("rpc", &result);
         result.map(Response::new).map_err(Status::from)
     }
     .instrument(span)
     .await
-}
-
-/// Runs an RPC's work on a task of its own, to its end, even when the caller stops waiting
-/// (its deadline, or a cancelled call): a login that has counted its attempt must also record
-/// its outcome, and a refresh that has begun its rotation must finish it rather than leave it
-/// to chance. The caller still gets its answer (UNAVAILABLE) at the deadline.
-fn to_completion<T: Send + 'static>(
-    work: impl Future<Output = Result<T, DomainError>> + Send + 'static,
-) -> impl Future<Output = Result<T, DomainError>> {
-    let task = tokio::spawn(work.in_current_span());
-    async move {
-        task.await.unwrap_or_else(|e| {
-            Err(DomainError::Internal(anyhow::anyhow!(
-                "RPC task failed: {e}"
-            )))
-        })
-    }
 }
 
 pub(crate) fn timestamp(unix_ms: i64) -> Timestamp {
@@ -161,7 +135,7 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         let address = match req.get_ref().grant {
             Some(pb::issue_token_request::Grant::Password(_)) => {
                 let peer = req.remote_addr().map(|addr| addr.ip());
-                request::end_user_address(peer, req.metadata(), &self.trusted_proxies)
+                request::end_user_address(peer, req.metadata().as_ref(), &self.trusted_proxies)
             }
             _ => None,
         };

@@ -20,7 +20,8 @@ impl From<DomainError> for Status {
             }
             DomainError::InvalidClient
             | DomainError::InvalidGrant
-            | DomainError::MissingCallerToken => Code::Unauthenticated,
+            | DomainError::MissingCallerToken
+            | DomainError::InvalidBearer => Code::Unauthenticated,
             DomainError::UnauthorizedClient
             | DomainError::ForeignToken
             | DomainError::InvalidScope

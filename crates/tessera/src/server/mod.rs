@@ -1,5 +1,6 @@
-//! Builds the application: database, migrations, master key, key ring, and the tonic router
-//! with AuthService, health and reflection. Binds first, then serves (tests bind port 0).
+//! Builds the application: database, migrations, master key, key ring, the tonic router with
+//! AuthService, health and reflection (gRPC and gRPC-Web), and the HTTP router (SPEC §8).
+//! Binds first, then serves (tests bind port 0).
 mod jobs;
 mod master_key_file;
 
@@ -26,6 +27,7 @@ use crate::grpc::{
     health::{AUTH_SERVICE_NAME, report},
     pb::{self, auth_service_server::AuthServiceServer},
 };
+use crate::http::{self, HttpState};
 use crate::store::{self, Store};
 use jobs::Jobs;
 
@@ -40,6 +42,8 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The HTTP listener, unless `TESSERA_HTTP_LISTEN=off`.
+    http_listener: Option<(TcpListener, SocketAddr)>,
     store: Store,
     tokens: Arc<TokenService>,
     config: Config,
@@ -58,9 +62,20 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let http_listener = match config.http_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+                let bound = listener.local_addr()?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
+            http_listener,
             store,
             tokens,
             config,
@@ -70,6 +85,11 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The HTTP listener's bound address, if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The token service, for tests that need to reach behind the API.
@@ -112,18 +132,39 @@ impl Application {
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+        let http_state = HttpState::new(
+            self.tokens.clone(),
+            self.config.introspection_auth,
+            &self.config.trusted_proxies,
+        );
+        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = self.http_listener.map(|(listener, addr)| {
+            let router = http::router(http_state.clone(), &self.config.cors_origins);
+            tracing::info!(addr = %addr, "serving HTTP (/v1/auth/token, /v1/auth/revoke, /v1/auth/introspect, /v1/auth/keys)");
+            http::serve(listener, router, async move {
+                let _ = http_stop_rx.await;
+            })
+        });
+
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
         let mut shutdown_reporter = reporter.clone();
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        // gRPC-Web (for browsers) beside gRPC on the same port, under the CORS rule both
+        // listeners share; gRPC-Web over HTTP/1.1 needs HTTP/1 accepted.
         let serve = Server::builder()
             .timeout(Duration::from_secs(30))
+            .accept_http1(true)
+            .layer(http::cors_layer(&self.config.cors_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(incoming, async move {
                 stop.await;
+                http_state.stop();
+                let _ = http_stop_tx.send(());
                 jobs_to_stop.signal_stop();
                 // WatchRevocations streams end at once: their callers reconnect elsewhere.
                 tokens_to_stop.revocations().close_streams();
@@ -143,8 +184,15 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
+        let grpc = async { serve.await.context("gRPC server failed") };
+        let http = async {
+            match http {
+                Some(http) => http.await.context("HTTP server failed"),
+                None => Ok(()),
+            }
+        };
         let result = tokio::select! {
-            result = serve => result,
+            result = async { tokio::try_join!(grpc, http).map(|_| ()) } => result,
             () = drain_deadline => {
                 tracing::warn!(timeout = ?DRAIN_TIMEOUT, "calls still open after the drain timeout: closing them");
                 Ok(())
@@ -153,7 +201,7 @@ impl Application {
         if let Ok(jobs) = Arc::try_unwrap(jobs) {
             jobs.stop();
         }
-        result.context("server failed")
+        result
     }
 }
 

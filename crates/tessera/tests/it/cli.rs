@@ -288,7 +288,9 @@ fn serve_with(envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve")
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Never the default 8080: tests run side by side.
+        .env("TESSERA_HTTP_LISTEN", "127.0.0.1:0");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -326,6 +328,20 @@ async fn a_bad_configuration_prints_one_clear_line_and_exits_non_zero() {
         (
             &[("TESSERA_DATABASE_URL", url), ("TESSERA_LISTEN", "nowhere")],
             "TESSERA_LISTEN",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_HTTP_LISTEN", "8080"),
+            ],
+            "TESSERA_HTTP_LISTEN",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_CORS_ORIGINS", "app.example.com"),
+            ],
+            "TESSERA_CORS_ORIGINS",
         ),
         (
             &[

@@ -25,6 +25,8 @@ pub fn assert_success(output: &std::process::Output) {
 pub struct ServeProcess {
     pub child: std::process::Child,
     pub addr: String,
+    /// The HTTP listener's address.
+    pub http_addr: String,
     log_path: std::path::PathBuf,
 }
 
@@ -41,6 +43,7 @@ impl ServeProcess {
         cmd.arg("serve")
             .env("TESSERA_DATABASE_URL", &db.url)
             .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_HTTP_LISTEN", "127.0.0.1:0")
             .env("TESSERA_LOG_FORMAT", "json")
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
@@ -51,17 +54,23 @@ impl ServeProcess {
         let mut server = Self {
             child: cmd.spawn().expect("spawn tessera"),
             addr: String::new(),
+            http_addr: String::new(),
             log_path,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let text = server.log();
-            if let Some(line) = text
-                .lines()
-                .find(|l| l.contains("serving tessera.auth.v1.AuthService"))
-            {
+            let addr_of = |message: &str| {
+                let line = text.lines().find(|l| l.contains(message))?;
                 let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
-                server.addr = v["fields"]["addr"].as_str().expect("addr field").to_owned();
+                Some(v["fields"]["addr"].as_str().expect("addr field").to_owned())
+            };
+            if let (Some(addr), Some(http_addr)) = (
+                addr_of("serving tessera.auth.v1.AuthService"),
+                addr_of("serving HTTP"),
+            ) {
+                server.addr = addr;
+                server.http_addr = http_addr;
                 return server;
             }
             assert!(

@@ -29,6 +29,8 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+use crate::http_client::Http;
+
 use crate::common::{
     HealthWatch, TestApp, TestDb, client_credentials, reason_of, refresh_grant, test_config,
 };
@@ -349,6 +351,19 @@ async fn lose_and_regain_the_database(
         "health still SERVING 2 s after the database went away"
     );
     let not_serving_after = load.now() - lost;
+    // HTTP load balancers and callers hear it too: 503 with Retry-After.
+    let http = Http::new(app.http_url());
+    let ready = http.get("/readyz").await;
+    assert_eq!(ready.status.as_u16(), 503, "{ready:?}");
+    assert_eq!(ready.header("retry-after"), "1");
+    let token = http
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &uuid::Uuid::new_v4().to_string()),
+        ])
+        .await;
+    token.assert_error(503, "temporarily_unavailable");
+    assert_eq!(token.header("retry-after"), "1");
     // Calls that start two seconds after the loss, and end, while the database is still away.
     let settled = lost + Duration::from_secs(2);
     assert!(
@@ -383,6 +398,7 @@ async fn lose_and_regain_the_database(
         "health not SERVING again when calls succeed"
     );
     assert_eq!(serving_status(app).await, ServingStatus::Serving as i32);
+    assert_eq!(http.get("/readyz").await.status.as_u16(), 200);
     let (calls, handed_out) = load.stop().await;
 
     for call in &calls {

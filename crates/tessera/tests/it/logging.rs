@@ -5,6 +5,8 @@ use secrecy::ExposeSecret;
 use tessera::grpc::pb::auth_service_client::AuthServiceClient;
 use tonic::transport::Channel;
 
+use crate::http_client::{Http, basic, bearer};
+
 use crate::common::{
     ServeProcess, TestDb, client_credentials, introspect_on, master_key, password_grant,
     revoke_request,
@@ -93,8 +95,57 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         .await
         .expect("revoke");
 
+    // The same over HTTP: Basic credentials, a wrong secret, a login, a bearer logout.
+    let http = Http::new(format!("http://{}", server.http_addr));
+    let over_http = http
+        .form(
+            "/v1/auth/token",
+            &[("authorization", &basic(&integ.client_id, &secret))],
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(over_http.status.as_u16(), 200, "{over_http:?}");
+    let http_refresh = over_http.field("refresh_token").to_owned();
+    let _ = http
+        .form(
+            "/v1/auth/token",
+            &[("authorization", &basic(&integ.client_id, wrong_secret))],
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let _ = http
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &market.client_id),
+            ("username", "someone@example.com"),
+            ("password", password),
+        ])
+        .await;
+    let _ = http
+        .form(
+            "/v1/auth/revoke",
+            &[("authorization", &bearer(&anon.access_token))],
+            &[("token", &http_refresh)],
+        )
+        .await;
+    let _ = http
+        .form(
+            "/v1/auth/introspect",
+            &[("authorization", &bearer(over_http.field("access_token")))],
+            &[("token", &anon.access_token)],
+        )
+        .await;
+
     let log = server.log();
     drop(server);
+    assert!(
+        log.contains("request finished"),
+        "the log captured HTTP requests"
+    );
+    assert!(
+        log.contains("\"route\":\"POST /v1/auth/token\""),
+        "HTTP spans name the route"
+    );
     assert!(log.contains("rpc finished"), "the log captured the calls");
     assert!(
         log.contains("\"method\":\"IssueToken\""),
@@ -120,6 +171,11 @@ async fn no_secret_token_or_key_appears_in_any_log_line() {
         ("access token", signature_part(&integ_token.access_token)),
         ("anonymous token", signature_part(&anon.access_token)),
         ("refresh token", integ_token.refresh_token.clone()),
+        ("refresh token over HTTP", http_refresh),
+        (
+            "access token over HTTP",
+            signature_part(over_http.field("access_token")),
+        ),
         ("master key", master_key.trim().to_owned()),
         ("dev master key file", key_file.trim().to_owned()),
         ("argon2 hash", "$argon2id$".to_owned()),

@@ -5,6 +5,8 @@ mod cli;
 mod common;
 mod database_loss;
 mod health_and_reflection;
+mod http;
+mod http_client;
 mod introspection;
 mod issue_token;
 mod key_rotation;

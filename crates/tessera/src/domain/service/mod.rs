@@ -159,6 +159,11 @@ impl TokenService {
         self.database_usable.store(usable, Ordering::Relaxed);
     }
 
+    /// Whether the health probe last found the database usable (HTTP `/readyz`).
+    pub fn database_usable(&self) -> bool {
+        self.database_usable.load(Ordering::Relaxed)
+    }
+
     fn ensure_database_usable(&self) -> Result<(), DomainError> {
         if self.database_usable.load(Ordering::Relaxed) {
             Ok(())
