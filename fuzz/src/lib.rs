@@ -71,6 +71,7 @@ impl Harness {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             http_listen: None,
+            metrics_listen: None,
             cors_origins: Default::default(),
             database_url: format!("sqlite://{}?mode=rwc", dir.path().join("fuzz.db").display()),
             master_key: Some(master_text.into()),

@@ -49,6 +49,7 @@ impl Server {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             http_listen: None,
+            metrics_listen: None,
             cors_origins: Default::default(),
             database_url: db.url.clone(),
             master_key: Some(MasterKey::generate().1.into()),

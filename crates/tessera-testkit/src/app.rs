@@ -32,6 +32,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// The HTTP listener's address (port 0 in tests), unless the test turned it off.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The metrics listener's address (port 0 in tests), unless the test turned it off.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub tokens: Arc<TokenService>,
     pub store: Store,
     pub db: Arc<TestDb>,
@@ -54,6 +56,7 @@ pub fn test_config(db: &TestDb) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         http_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         cors_origins: Default::default(),
         database_url: db.url.clone(),
         // SQLite runs on the dev-key default (a file beside the database); PostgreSQL needs one.
@@ -130,6 +133,7 @@ impl TestApp {
             .expect("application builds");
         let addr = app.local_addr();
         let http_addr = app.http_addr();
+        let metrics_addr = app.metrics_addr();
         let tokens = app.tokens();
         on_clock.lock().expect("lock").push(Arc::downgrade(&tokens));
         let store = app.store();
@@ -144,6 +148,7 @@ impl TestApp {
         Self {
             addr,
             http_addr,
+            metrics_addr,
             tokens,
             store,
             db,

@@ -60,6 +60,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         http_listen: None,
+        metrics_listen: None,
         cors_origins: Default::default(),
         database_url: "sqlite::memory:".into(),
         master_key: None,

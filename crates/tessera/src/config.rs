@@ -208,6 +208,9 @@ pub struct ServeArgs {
     /// balancers), or `off`.
     #[arg(long, env = "TESSERA_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: String,
+    /// Address of the Prometheus metrics listener (`/metrics`), or `off`.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: String,
     /// Browser origins allowed to call both listeners (CORS), comma-separated, such as
     /// https://app.example.com; `*` for any origin; empty: none.
     #[arg(long, env = "TESSERA_CORS_ORIGINS", default_value = "")]
@@ -313,6 +316,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The HTTP listener's address; `None`: no HTTP listener (`off`).
     pub http_listen: Option<SocketAddr>,
+    /// The metrics listener (`/metrics`), unless `off`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Browser origins allowed on both listeners.
     pub cors_origins: CorsOrigins,
     pub database_url: String,
@@ -333,6 +338,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("http_listen", &self.http_listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("cors_origins", &self.cors_origins)
             .field("database_url", &redact_url(&self.database_url))
             .field(
@@ -392,6 +398,16 @@ impl Config {
                 )
             })?),
         };
+        let metrics_listen = match args.metrics_listen.trim() {
+            "off" => None,
+            text => Some(text.parse().map_err(|_| {
+                ConfigError::new(
+                    "TESSERA_METRICS_LISTEN",
+                    &args.metrics_listen,
+                    "expected HOST:PORT such as 127.0.0.1:9464, or off",
+                )
+            })?),
+        };
         let database_url = validate_database_url(&db.database_url)?;
         let introspection_auth = match args.introspection_auth.as_str() {
             "bearer" => IntrospectionAuth::Bearer,
@@ -428,6 +444,7 @@ impl Config {
         Ok(Self {
             listen,
             http_listen,
+            metrics_listen,
             cors_origins: cors_origins(&args.cors_origins)?,
             database_url,
             master_key,
@@ -606,6 +623,7 @@ mod tests {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             http_listen: None,
+            metrics_listen: None,
             cors_origins: CorsOrigins::default(),
             database_url: "postgres://tessera:hunter2@db/tessera".into(),
             master_key: Some(SecretString::from(

@@ -67,6 +67,12 @@ impl HashingPool {
     }
 
     /// How many hashes run at once, at most.
+    /// Hashing places taken now (hashes running or about to).
+    pub fn in_use(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.permits.available_permits())
+    }
+
     pub fn capacity(&self) -> usize {
         self.capacity
     }

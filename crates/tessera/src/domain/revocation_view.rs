@@ -312,6 +312,11 @@ impl RevocationView {
     }
 
     /// Whether the view is too old to vouch for a token.
+    /// When this view last read the log (Unix ms).
+    pub fn last_read_ms(&self) -> i64 {
+        self.last_read.load(Ordering::Relaxed)
+    }
+
     pub fn is_stale(&self, now: i64) -> bool {
         now - self.last_read.load(Ordering::Relaxed) > STALE_AFTER_MS
     }

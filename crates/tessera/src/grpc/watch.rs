@@ -38,7 +38,8 @@ pub fn start(
     permit: OwnedSemaphorePermit,
 ) -> WatchStream {
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(feed(tokens, sender, subscription, after_sequence, permit));
+    let place = StreamPlace::taken(permit);
+    tokio::spawn(feed(tokens, sender, subscription, after_sequence, place));
     Box::pin(ReceiverStream::new(receiver))
 }
 
@@ -84,7 +85,7 @@ async fn feed(
     sender: mpsc::Sender<Result<pb::WatchRevocationsResponse, Status>>,
     mut subscription: Subscription,
     after_sequence: u64,
-    _permit: OwnedSemaphorePermit,
+    _place: StreamPlace,
 ) {
     let outlet = Outlet { sender };
     let stopped = run(&tokens, &outlet, &mut subscription, after_sequence).await;
@@ -185,5 +186,21 @@ fn revocation(event: &RevocationEvent) -> pb::Revocation {
         target: Some(target),
         revoke_time: Some(timestamp(event.revoked_at)),
         expire_time: Some(timestamp(event.expires_at)),
+    }
+}
+
+/// A stream's place among the bounded streams, counted in `tessera_watch_streams` while held.
+struct StreamPlace(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl StreamPlace {
+    fn taken(permit: OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("tessera_watch_streams").increment(1.0);
+        Self(permit)
+    }
+}
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        metrics::gauge!("tessera_watch_streams").decrement(1.0);
     }
 }

@@ -52,17 +52,24 @@ impl Form {
         Self::parse(&bytes)
     }
 
-    /// Parses `a=1&b=2`: percent-decoding and `+` as a space, each name at most once.
+    /// Parses `a=1&b=2`: percent-decoding and `+` as a space, each name at most once, UTF-8
+    /// only (bytes that are not UTF-8 are refused, not replaced: two different passwords must
+    /// never read as the same text).
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         let mut params = HashMap::new();
-        for (name, value) in form_urlencoded::parse(bytes) {
+        for pair in bytes.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let (name, value) = (decode(name)?, decode(value)?);
             if value.is_empty() {
                 continue;
             }
-            if params.contains_key(name.as_ref()) {
+            if params.contains_key(&name) {
                 return Err(repeated(&name));
             }
-            params.insert(name.into_owned(), value.into_owned());
+            params.insert(name, value);
         }
         Ok(Self(params))
     }
@@ -71,6 +78,16 @@ impl Form {
     pub fn take(&mut self, name: &str) -> String {
         self.0.remove(name).unwrap_or_default()
     }
+}
+
+/// One form-encoded name or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn decode(encoded: &[u8]) -> Result<String, ApiError> {
+    let spaced: Vec<u8> = encoded
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| DomainError::invalid_field("body", "must be UTF-8").into())
 }
 
 fn repeated(name: &str) -> ApiError {
@@ -98,16 +115,28 @@ const KNOWN_FIELDS: [&str; 11] = [
     "token_type_hint",
 ];
 
-/// `application/x-www-form-urlencoded`, whatever its parameters (`; charset=UTF-8`).
+/// `application/x-www-form-urlencoded`, in UTF-8 (no charset, or `; charset=UTF-8`): a form
+/// in another charset would be read as something else than what was meant.
 fn is_form(headers: &HeaderMap) -> bool {
-    headers
+    let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let media_ok = parts.next().is_some_and(|media| {
+        media
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    media_ok
+        && parts.all(|param| match param.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let charset = charset.trim().trim_matches('"');
+                charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
         })
 }
 
@@ -240,6 +269,30 @@ mod tests {
         let mut form = Form::parse(b"token=&scope=a+b%20c").unwrap_or_else(|_| panic!("form"));
         assert_eq!(form.take("token"), "");
         assert_eq!(form.take("scope"), "a b c");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        assert!(Form::parse(b"password=pass%FF").is_err());
+        assert!(Form::parse(b"pass%FE=x").is_err());
+        let mut form =
+            Form::parse("password=caf%C3%A9".as_bytes()).unwrap_or_else(|_| panic!("form"));
+        assert_eq!(form.take("password"), "café");
+        assert!(
+            Form::parse(b"token=a%2Bb%26c%3Dd").is_ok_and(|mut f| f.take("token") == "a+b&c=d")
+        );
+    }
+
+    #[test]
+    fn a_form_in_another_charset_is_not_a_form_we_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=ISO-8859-1"
+                .parse()
+                .expect("header"),
+        );
+        assert!(!is_form(&headers));
     }
 
     #[test]

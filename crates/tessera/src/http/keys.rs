@@ -22,7 +22,13 @@ pub async fn keys(State(state): State<HttpState>) -> Response {
                 })
             })
             .collect();
-        Ok(json(StatusCode::OK, &serde_json::json!({ "keys": keys })))
+        let mut response = json(StatusCode::OK, &serde_json::json!({ "keys": keys }));
+        // A cache in between asks again each time: after a rotation, the new key must show.
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
+        );
+        Ok(response)
     })
     .await
 }

@@ -85,13 +85,30 @@ pub(super) async fn traced(
     work: impl Future<Output = Result<Response, ApiError>>,
 ) -> Response {
     let span = tracing::info_span!("http", route, client_id = Empty, outcome = Empty);
-    async move {
+    let started = std::time::Instant::now();
+    let response = async move {
         let result = work.await;
         call::record_outcome("request", &result);
         result.unwrap_or_else(IntoResponse::into_response)
     }
     .instrument(span)
-    .await
+    .await;
+    // `route` is "METHOD /path", a constant of ours: safe as labels.
+    let (method, path) = route.split_once(' ').unwrap_or(("", route));
+    metrics::counter!(
+        "http_server_requests_total",
+        "method" => method,
+        "route" => path,
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "method" => method,
+        "route" => path
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Names the caller's client on the request's span, when it has the shape of one.

@@ -1,7 +1,8 @@
 //! The HTTP listener's accept loop: each connection served by hyper (HTTP/1.1, or HTTP/2 when
 //! it starts with the HTTP/2 preface) with limits a hostile client cannot get around, which
-//! `axum::serve` leaves unset: how long a request's headers may take to arrive, how many streams
-//! an HTTP/2 connection may hold, keepalive pings that find dead peers. On stop, listening
+//! `axum::serve` leaves unset: how long a connection may take to show its protocol and a
+//! request its headers, how many streams an HTTP/2 connection may hold, keepalive pings that
+//! find dead peers, a maximum age, and a bound on connections open at once. On stop, listening
 //! ends and every connection finishes its requests in flight, then closes.
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -21,6 +22,17 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may take to show which protocol it speaks (its first bytes):
+/// hyper waits for them without a timer of its own.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection lives: then it finishes its requests in flight and closes (an
+/// idle HTTP/2 connection that answers pings would otherwise live for ever). Clients reconnect.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(10 * 60);
+/// Connections open at once; past it, new ones are closed at once.
+const MAX_CONNECTIONS: usize = 4_096;
+/// The HTTP/2 connection preface: a connection whose first bytes are a prefix of it has not
+/// yet said which protocol it speaks.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `router` on `listener` until `stop` completes, then waits for the connections to
 /// finish what they have in flight (the caller bounds the wait).
@@ -42,6 +54,7 @@ pub async fn serve(
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     // Connections hold a receiver: when every one is dropped, every connection has ended.
     let (stopping, stopped) = watch::channel(false);
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -56,6 +69,11 @@ pub async fn serve(
                 }
             },
         };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            // Full: this connection is closed unserved, the ones open keep going.
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(ConnectInfoService {
             router: router.clone(),
@@ -64,11 +82,16 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop_rx = stopped.clone();
         tokio::spawn(async move {
+            let _place = place;
+            if !protocol_shown(&tcp).await {
+                return;
+            }
             let connection = builder.serve_connection(TokioIo::new(tcp), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,
                 _ = stop_rx.changed() => {}
+                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
             }
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
@@ -79,6 +102,34 @@ pub async fn serve(
     drop(stopped);
     stopping.closed().await;
     Ok(())
+}
+
+/// Whether the connection's first bytes arrive within [`FIRST_BYTES_TIMEOUT`] and tell HTTP/1
+/// (anything but a prefix of the HTTP/2 preface) from HTTP/2 (the whole preface). A client
+/// that sends nothing, or stops part-way through the preface, is closed.
+async fn protocol_shown(tcp: &tokio::net::TcpStream) -> bool {
+    let shown = async {
+        let mut buf = [0u8; 24];
+        loop {
+            let Ok(n) = tcp.peek(&mut buf).await else {
+                return false;
+            };
+            if n == 0 {
+                return false;
+            }
+            if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+                return true;
+            }
+            // A prefix of the preface: wait for more bytes than the socket holds now.
+            if tcp.readable().await.is_err() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(FIRST_BYTES_TIMEOUT, shown)
+        .await
+        .unwrap_or(false)
 }
 
 /// The router for one connection: it adds the peer's address to each request

@@ -3,6 +3,7 @@
 //! Binds first, then serves (tests bind port 0).
 mod jobs;
 mod master_key_file;
+pub mod metrics;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -44,6 +45,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// The HTTP listener, unless `TESSERA_HTTP_LISTEN=off`.
     http_listener: Option<(TcpListener, SocketAddr)>,
+    /// The metrics listener, unless `TESSERA_METRICS_LISTEN=off`.
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
     store: Store,
     tokens: Arc<TokenService>,
     config: Config,
@@ -72,10 +75,23 @@ impl Application {
             }
             None => None,
         };
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => {
+                // Installed before anything is counted.
+                metrics::recorder();
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+                let bound = listener.local_addr()?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
             http_listener,
+            metrics_listener,
             store,
             tokens,
             config,
@@ -90,6 +106,11 @@ impl Application {
     /// The HTTP listener's bound address, if there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The metrics listener's bound address, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The token service, for tests that need to reach behind the API.
@@ -132,9 +153,11 @@ impl Application {
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+        // The HTTP listener faces browsers and the Internet: its introspection always wants an
+        // `integ` bearer, whatever TESSERA_INTROSPECTION_AUTH lets the gRPC port do.
         let http_state = HttpState::new(
             self.tokens.clone(),
-            self.config.introspection_auth,
+            crate::config::IntrospectionAuth::Bearer,
             &self.config.trusted_proxies,
         );
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +166,14 @@ impl Application {
             tracing::info!(addr = %addr, "serving HTTP (/v1/auth/token, /v1/auth/revoke, /v1/auth/introspect, /v1/auth/keys)");
             http::serve(listener, router, async move {
                 let _ = http_stop_rx.await;
+            })
+        });
+
+        let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let metrics_serving = self.metrics_listener.map(|(listener, addr)| {
+            tracing::info!(addr = %addr, "serving metrics (/metrics)");
+            metrics::serve(listener, self.tokens.clone(), async move {
+                let _ = metrics_stop_rx.await;
             })
         });
 
@@ -165,6 +196,7 @@ impl Application {
                 stop.await;
                 http_state.stop();
                 let _ = http_stop_tx.send(());
+                let _ = metrics_stop_tx.send(());
                 jobs_to_stop.signal_stop();
                 // WatchRevocations streams end at once: their callers reconnect elsewhere.
                 tokens_to_stop.revocations().close_streams();
@@ -191,8 +223,14 @@ impl Application {
                 None => Ok(()),
             }
         };
+        let metrics_serving = async {
+            match metrics_serving {
+                Some(serving) => serving.await.context("metrics server failed"),
+                None => Ok(()),
+            }
+        };
         let result = tokio::select! {
-            result = async { tokio::try_join!(grpc, http).map(|_| ()) } => result,
+            result = async { tokio::try_join!(grpc, http, metrics_serving).map(|_| ()) } => result,
             () = drain_deadline => {
                 tracing::warn!(timeout = ?DRAIN_TIMEOUT, "calls still open after the drain timeout: closing them");
                 Ok(())

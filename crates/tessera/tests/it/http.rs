@@ -318,6 +318,21 @@ async fn a_logout_with_an_expired_bearer_is_a_401_and_succeeds_after_a_refresh()
 }
 
 #[tokio::test]
+async fn an_integration_token_as_bearer_cannot_revoke_its_session_without_the_secret() {
+    let app = TestApp::spawn().await;
+    let (_, _, integ) = app.integration_login().await;
+    http(&app)
+        .form(
+            "/v1/auth/revoke",
+            &[("authorization", &bearer(&integ.access_token))],
+            &[("token", &integ.access_token)],
+        )
+        .await
+        .assert_error(401, "invalid_client");
+    assert!(app.introspect(&integ.refresh_token).await.active);
+}
+
+#[tokio::test]
 async fn a_bearer_cannot_revoke_a_token_of_another_session() {
     let app = TestApp::spawn().await;
     let client_id = app.marketplace_client().await;

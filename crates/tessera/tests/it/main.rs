@@ -11,6 +11,7 @@ mod introspection;
 mod issue_token;
 mod key_rotation;
 mod logging;
+mod metrics;
 mod password_grant;
 mod races;
 mod refresh;

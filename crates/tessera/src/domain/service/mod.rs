@@ -58,6 +58,18 @@ pub enum Grant {
     },
 }
 
+impl Grant {
+    /// The grant's name, as metrics label it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::Password { .. } => "password",
+            Self::TokenExchange { .. } => "token_exchange",
+            Self::RefreshToken { .. } => "refresh_token",
+        }
+    }
+}
+
 /// A freshly issued token. Its Debug shows no token.
 pub struct IssuedToken {
     pub access_token: String,
@@ -189,6 +201,22 @@ impl TokenService {
 
     /// IssueToken.
     pub async fn issue(&self, request: IssueRequest) -> Result<IssuedToken, DomainError> {
+        let grant = request.grant.name();
+        let issued = self.issue_grant(request).await;
+        if grant == "password" {
+            let outcome = match &issued {
+                Ok(_) => "ok",
+                Err(e) => e.reason(),
+            };
+            metrics::counter!("tessera_logins_total", "outcome" => outcome).increment(1);
+        }
+        if issued.is_ok() {
+            metrics::counter!("tessera_tokens_issued_total", "grant" => grant).increment(1);
+        }
+        issued
+    }
+
+    async fn issue_grant(&self, request: IssueRequest) -> Result<IssuedToken, DomainError> {
         self.ensure_database_usable()?;
         let client = self
             .clients

@@ -50,6 +50,15 @@ impl TokenService {
             .introspect_access(bearer)
             .await?
             .ok_or(DomainError::InvalidBearer)?;
+        // Integration clients are confidential: their revocations carry the secret (SPEC §2),
+        // never just a token that may have been passed on to a resource server.
+        if caller
+            .scope
+            .split(' ')
+            .any(|s| s == crate::domain::scope::INTEG)
+        {
+            return Err(DomainError::InvalidClient);
+        }
         let reach = match (&caller.sid, &caller.jti) {
             (Some(sid), _) => Reach::Session(sid),
             (None, Some(jti)) => Reach::Token(jti),
