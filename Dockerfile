@@ -44,9 +44,11 @@ COPY --from=builder /usr/local/bin/tessera /usr/local/bin/tessera
 USER tessera:tessera
 WORKDIR /var/lib/tessera
 ENV TESSERA_LISTEN=0.0.0.0:50051 \
-    TESSERA_HTTP_LISTEN=0.0.0.0:8080
-# 50051: gRPC and gRPC-Web; 8080: HTTP (the Sharetribe token endpoint, /healthz, /readyz).
-EXPOSE 50051 8080
+    TESSERA_HTTP_LISTEN=0.0.0.0:8080 \
+    TESSERA_METRICS_LISTEN=0.0.0.0:9464
+# 50051: gRPC and gRPC-Web; 8080: HTTP (the Sharetribe token endpoint, /healthz, /readyz);
+# 9464: Prometheus /metrics (keep it off the public network).
+EXPOSE 50051 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["tessera", "health", "--addr", "127.0.0.1:50051"]
 ENTRYPOINT ["tessera"]

@@ -19,6 +19,8 @@ export TESSERA_LISTEN="$addr"
 http_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 http_addr="127.0.0.1:$http_port"
 export TESSERA_HTTP_LISTEN="$http_addr"
+# Metrics on a port of the system's choosing (never the default 9464, for the same reason).
+export TESSERA_METRICS_LISTEN="127.0.0.1:0"
 export TESSERA_DATABASE_URL="sqlite://$tmp/t.db?mode=rwc"
 export TESSERA_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 

@@ -289,8 +289,9 @@ fn serve_with(envs: &[(&str, &str)]) -> Output {
     cmd.arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        // Never the default 8080: tests run side by side.
-        .env("TESSERA_HTTP_LISTEN", "127.0.0.1:0");
+        // Never the default 8080 or 9464: tests run side by side.
+        .env("TESSERA_HTTP_LISTEN", "127.0.0.1:0")
+        .env("TESSERA_METRICS_LISTEN", "127.0.0.1:0");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -335,6 +336,13 @@ async fn a_bad_configuration_prints_one_clear_line_and_exits_non_zero() {
                 ("TESSERA_HTTP_LISTEN", "8080"),
             ],
             "TESSERA_HTTP_LISTEN",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_METRICS_LISTEN", "metrics"),
+            ],
+            "TESSERA_METRICS_LISTEN",
         ),
         (
             &[

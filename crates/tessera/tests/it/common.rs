@@ -44,6 +44,7 @@ impl ServeProcess {
             .env("TESSERA_DATABASE_URL", &db.url)
             .env("TESSERA_LISTEN", "127.0.0.1:0")
             .env("TESSERA_HTTP_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_METRICS_LISTEN", "127.0.0.1:0")
             .env("TESSERA_LOG_FORMAT", "json")
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
