@@ -48,15 +48,42 @@ pub fn record_outcome<T, E: Outcome>(kind: &'static str, result: &Result<T, E>) 
 /// must also record its outcome, and a refresh that has begun its rotation must finish it
 /// rather than leave it to chance. The caller still gets its answer (unavailable) at the
 /// deadline.
+///
+/// Such tasks are bounded ([`MAX_DETACHED_CALLS`] at once, callers gone or not): past it, a
+/// new call is refused at once with `slow_down`, so that callers that hang up and call again
+/// cannot pile up work without end.
 pub fn to_completion<T: Send + 'static>(
     work: impl Future<Output = Result<T, DomainError>> + Send + 'static,
 ) -> impl Future<Output = Result<T, DomainError>> {
-    let task = tokio::spawn(work.in_current_span());
+    let place = detached_calls().clone().try_acquire_owned();
+    let task = place.map(|place| {
+        tokio::spawn(
+            async move {
+                let _place = place;
+                work.await
+            }
+            .in_current_span(),
+        )
+    });
     async move {
+        let Ok(task) = task else {
+            return Err(DomainError::SlowDown {
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        };
         task.await.unwrap_or_else(|e| {
             Err(DomainError::Internal(anyhow::anyhow!(
                 "call task failed: {e}"
             )))
         })
     }
+}
+
+/// Calls carried to completion on tasks of their own, at most, in this process.
+pub const MAX_DETACHED_CALLS: usize = 4_096;
+
+fn detached_calls() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static PLACES: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
+    PLACES.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED_CALLS)))
 }

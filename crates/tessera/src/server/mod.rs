@@ -36,6 +36,17 @@ use jobs::Jobs;
 /// Unary calls end within their deadline, well before this.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Streams (calls, WatchRevocations streams included) one gRPC connection may hold at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1_024;
+/// How often an idle gRPC connection is pinged, and how long the answer may take.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive on accepted connections: peers that vanished are found.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// The longest a gRPC connection lives, and the time its calls then get to finish.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
 /// Requests larger than this are refused before they are decoded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
@@ -177,7 +188,9 @@ impl Application {
             })
         });
 
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(TCP_KEEPALIVE));
         tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
         let mut shutdown_reporter = reporter.clone();
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
@@ -185,6 +198,15 @@ impl Application {
         // listeners share; gRPC-Web over HTTP/1.1 needs HTTP/1 accepted.
         let serve = Server::builder()
             .timeout(Duration::from_secs(30))
+            // Limits a hostile client cannot get around: streams and calls in flight on one
+            // connection, pings that find dead peers, and an age after which a connection
+            // finishes its calls and closes (WatchRevocations readers reconnect and resume).
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .max_connection_age(MAX_CONNECTION_AGE)
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
             .accept_http1(true)
             .layer(http::cors_layer(&self.config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
