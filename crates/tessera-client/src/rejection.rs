@@ -83,3 +83,40 @@ pub(crate) fn is_grpc<B>(request: &http::Request<B>) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_callers_get_401_403_503_with_a_bearer_challenge() {
+        let invalid: http::Response<String> = Refusal::InvalidToken("no").response(false);
+        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            invalid.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+        let scope: http::Response<String> =
+            Refusal::InsufficientScope("trusted:user".into()).response(false);
+        assert_eq!(scope.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            scope.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_scope\", scope=\"trusted:user\""
+        );
+        let away: http::Response<String> = Refusal::Unavailable.response(false);
+        assert_eq!(away.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn grpc_callers_get_a_status_with_its_error_info() {
+        let response: http::Response<String> =
+            Refusal::InsufficientScope("user".into()).response(true);
+        let status = Status::from_header_map(response.headers()).expect("a grpc status");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("insufficient_scope", ERROR_DOMAIN)
+        );
+    }
+}

@@ -217,9 +217,9 @@ impl Verifier {
         let parsed = Unverified::parse(token).ok_or(VerifyError::Malformed)?;
         let key = match inner.keys.lookup(parsed.kid(), now) {
             Lookup::Live(key) => key,
-            Lookup::Retired => return Err(VerifyError::BadSignature),
-            Lookup::Unknown => {
-                // A rotation this verifier has not seen yet, or a forged kid.
+            Lookup::Retired | Lookup::Unknown => {
+                // A rotation this verifier has not seen yet (or a retirement the server put
+                // off since), or a forged kid.
                 inner.keys.refetch_for_unknown_kid().await;
                 match inner.keys.lookup(parsed.kid(), now) {
                     Lookup::Live(key) => key,

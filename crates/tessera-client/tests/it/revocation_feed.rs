@@ -56,11 +56,11 @@ async fn with_tessera_gone_it_fails_closed_once_heartbeats_are_missed_and_resume
 
     // Tessera stops: the cached keys and the revocations known serve until the rule trips.
     proxy.cut();
-    first.stop().await;
     verifier
         .verify(&ann.access_token)
         .await
         .expect("still verified on what the verifier holds");
+    first.stop().await;
     let closed = within(Duration::from_secs(5), || async {
         matches!(
             verifier.verify(&ann.access_token).await,
