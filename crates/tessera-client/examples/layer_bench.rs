@@ -2,9 +2,11 @@
 //! with the AuthLayer verifying offline (keys and signature cache warm, revocations checked
 //! on every request), and calling IntrospectToken on every request instead. Tessera runs
 //! in-process on a temp SQLite database; the three services and the load share the machine.
+//! The modes take turns, ROUNDS times, so that whatever else runs on the machine weighs on
+//! each alike; each mode's rate is its calls over its windows' total time.
 //!
 //! ```sh
-//! cargo run --release -p tessera-client --example layer_bench -- [SECONDS] [IN_FLIGHT] [CONNECTIONS]
+//! cargo run --release -p tessera-client --example layer_bench -- [SECONDS] [IN_FLIGHT] [CONNECTIONS] [ROUNDS]
 //! ```
 #[path = "support/listings.rs"]
 mod listings;
@@ -32,7 +34,7 @@ use tonic::{
 };
 use tower::layer::layer_fn;
 
-const WARMUP: Duration = Duration::from_secs(2);
+const WARMUP: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let window = Duration::from_secs(args.next().map_or(Ok(10), |a| a.parse())?);
     let in_flight: usize = args.next().map_or(Ok(32), |a| a.parse())?;
     let connections: usize = args.next().map_or(Ok(4), |a| a.parse())?;
+    let rounds: u32 = args.next().map_or(Ok(5), |a| a.parse())?;
 
     let tessera = TestApp::spawn().await;
     let market = tessera.marketplace_client().await;
@@ -85,24 +88,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let bearer: MetadataValue<Ascii> = format!("Bearer {user}").parse()?;
     println!(
-        "GetListing, {in_flight} in flight over {connections} connections, {}s warm-up + {}s window each, {} CPUs",
+        "GetListing, {in_flight} in flight over {connections} connections, {rounds} rounds of {}s warm-up + {}s window per mode, {} CPUs",
         WARMUP.as_secs(),
         window.as_secs(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    let mut baseline = None;
-    println!("| mode | req/s | vs no auth | errors |");
-    println!("|---|---|---|---|");
-    for (mode, addr) in [
+    let modes = [
         ("no auth", no_auth),
         ("AuthLayer, offline verification", offline),
         ("IntrospectToken per request", introspecting),
-    ] {
-        let (rate, errors) = load(addr, &bearer, in_flight, connections, window).await?;
-        let base = *baseline.get_or_insert(rate);
+    ];
+    let mut totals = [(0.0_f64, 0_u64); 3];
+    for round in 1..=rounds {
+        let mut line = format!("round {round}:");
+        for ((mode, addr), total) in modes.iter().zip(totals.iter_mut()) {
+            let (rate, errors) = load(*addr, &bearer, in_flight, connections, window).await?;
+            total.0 += rate;
+            total.1 += errors;
+            line.push_str(&format!(" {mode} {rate:.0}/s;"));
+        }
+        println!("{line}");
+    }
+    let baseline = totals[0].0 / f64::from(rounds);
+    println!("| mode | req/s | vs no auth | errors |");
+    println!("|---|---|---|---|");
+    for ((mode, _), (sum, errors)) in modes.iter().zip(totals) {
+        let rate = sum / f64::from(rounds);
         println!(
             "| {mode} | {rate:.0} | {:.1}% | {errors} |",
-            rate / base * 100.0
+            rate / baseline * 100.0
         );
     }
     Ok(())
