@@ -38,6 +38,27 @@ async fn key_set(app: &TestApp) -> Vec<pb::PublicKey> {
         .keys
 }
 
+/// Rotates with the old key retired at once (standing in for "every token it signed has
+/// expired") and waits until the server signs with the new key; the old key's kid.
+async fn rotate_retiring_at_once(app: &TestApp, client: &str, old_token: &str) -> String {
+    let master =
+        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
+    keyring::rotate(
+        &app.store,
+        &master,
+        Duration::ZERO,
+        tessera::domain::clock::now_ms(),
+    )
+    .await
+    .expect("rotate");
+    let old_kid = kid_of(old_token);
+    assert!(
+        eventually(|| async { kid_of(&app.anonymous_token(client).await) != old_kid }).await,
+        "the new key signs"
+    );
+    old_kid
+}
+
 /// Polls `check` for up to five seconds: instances follow a rotation within a second.
 async fn eventually<F, Fut>(mut check: F) -> bool
 where
@@ -111,22 +132,7 @@ async fn a_retired_key_leaves_the_key_set_and_its_tokens_stop_verifying() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let old = app.anonymous_token(&client).await;
-    let master =
-        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
-    // Retiring at once stands in for "every token it signed has expired".
-    keyring::rotate(
-        &app.store,
-        &master,
-        Duration::ZERO,
-        tessera::domain::clock::now_ms(),
-    )
-    .await
-    .expect("rotate");
-    let old_kid = kid_of(&old);
-    assert!(
-        eventually(|| async { kid_of(&app.anonymous_token(&client).await) != old_kid }).await,
-        "the new key signs"
-    );
+    let old_kid = rotate_retiring_at_once(&app, &client, &old).await;
     // The caller's own token must come from the new key too: the old one no longer verifies.
     let bearer = app.introspection_bearer().await;
     assert_inactive(&app.introspect_as(Some(&bearer), &old).await.expect("ok"));
@@ -274,21 +280,7 @@ async fn a_retired_key_brought_back_by_editing_its_row_stays_retired() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let old = app.anonymous_token(&client).await;
-    let master =
-        resolve_master_key(app.config.master_key.as_ref(), &app.db.url).expect("master key");
-    keyring::rotate(
-        &app.store,
-        &master,
-        Duration::ZERO,
-        tessera::domain::clock::now_ms(),
-    )
-    .await
-    .expect("rotate");
-    let old_kid = kid_of(&old);
-    assert!(
-        eventually(|| async { kid_of(&app.anonymous_token(&client).await) != old_kid }).await,
-        "the new key signs"
-    );
+    let old_kid = rotate_retiring_at_once(&app, &client, &old).await;
     let conn = app.store.connection();
     conn.execute_raw(Statement::from_sql_and_values(
         conn.get_database_backend(),
