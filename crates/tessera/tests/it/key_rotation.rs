@@ -132,7 +132,7 @@ async fn a_retired_key_leaves_the_key_set_and_its_tokens_stop_verifying() {
     let app = TestApp::spawn().await;
     let client = app.marketplace_client().await;
     let old = app.anonymous_token(&client).await;
-    let old_kid = rotate_retiring_at_once(&app, &client, &old).await;
+    rotate_retiring_at_once(&app, &client, &old).await;
     // The caller's own token must come from the new key too: the old one no longer verifies.
     let bearer = app.introspection_bearer().await;
     assert_inactive(&app.introspect_as(Some(&bearer), &old).await.expect("ok"));
