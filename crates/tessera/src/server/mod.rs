@@ -198,11 +198,11 @@ impl Application {
         // listeners share; gRPC-Web over HTTP/1.1 needs HTTP/1 accepted.
         let serve = Server::builder()
             .timeout(Duration::from_secs(30))
-            // Limits a hostile client cannot get around: streams and calls in flight on one
-            // connection, pings that find dead peers, and an age after which a connection
-            // finishes its calls and closes (WatchRevocations readers reconnect and resume).
+            // Limits a hostile client cannot get around: streams (so calls) in flight on one
+            // connection (HTTP/1.1, for gRPC-Web, carries one at a time), pings that find dead
+            // peers, and an age after which a connection finishes its calls and closes
+            // (WatchRevocations readers reconnect and resume).
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .max_connection_age(MAX_CONNECTION_AGE)
