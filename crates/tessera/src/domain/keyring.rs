@@ -344,31 +344,34 @@ async fn trusted_rows(
     master: &MasterKey,
 ) -> Result<(Vec<SigningKeyRecord>, Option<i64>), KeyRingError> {
     let mut rows = repo.list_signing_keys().await?;
-    // A row sealed bound to its kid was made by this release: if such a row lost its MAC,
-    // the MACs were stripped, and adopting rows now would trust whatever the stripper wrote.
-    let stripped = rows.iter().any(|row| {
-        master
-            .open(&row.sealed_secret_key, row.kid.as_bytes())
-            .is_ok()
-    });
-    if stripped && rows.iter().all(|row| row.row_mac.is_none()) {
-        tracing::error!(
-            "every signing-key row lost its MAC, though some were made by this release: \
-             nothing is adopted (restore the rows from a backup, or delete them all to start \
-             over with a new key)"
-        );
-    } else if !rows.is_empty() && rows.iter().all(|row| row.row_mac.is_none()) {
-        let mut adopted = 0;
-        for row in &rows {
-            if let Some(update) = adoption(master, row)? {
-                adopted += usize::from(repo.update_signing_key(update).await?);
+    if !rows.is_empty() && rows.iter().all(|row| row.row_mac.is_none()) {
+        // A row sealed bound to its kid was made by this release: if such a row lost its MAC,
+        // the MACs were stripped, and adopting rows now would trust whatever the stripper
+        // wrote. (Only asked here: rows with MACs cost no decryption on a reload.)
+        let stripped = rows.iter().any(|row| {
+            master
+                .open(&row.sealed_secret_key, row.kid.as_bytes())
+                .is_ok()
+        });
+        if stripped {
+            tracing::error!(
+                "every signing-key row lost its MAC, though some were made by this release: \
+                 nothing is adopted (restore the rows from a backup, or delete them all to \
+                 start over with a new key)"
+            );
+        } else {
+            let mut adopted = 0;
+            for row in &rows {
+                if let Some(update) = adoption(master, row)? {
+                    adopted += usize::from(repo.update_signing_key(update).await?);
+                }
             }
+            tracing::warn!(
+                adopted,
+                "signing keys of an earlier release were given their MAC under the master key"
+            );
+            rows = repo.list_signing_keys().await?;
         }
-        tracing::warn!(
-            adopted,
-            "signing keys of an earlier release were given their MAC under the master key"
-        );
-        rows = repo.list_signing_keys().await?;
     }
     let newest_generation = rows.first().map(|row| row.generation);
     let trusted = rows

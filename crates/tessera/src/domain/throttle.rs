@@ -33,6 +33,15 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// An attempt for `username` (and the end user's `address`), nothing charged yet.
+    fn new(username: &str, address: Option<&str>) -> Self {
+        Self {
+            username_key: format!("user:{username}"),
+            address_key: address.map(|a| format!("addr:{a}")),
+            charged_in: Vec::new(),
+        }
+    }
+
     /// The keys of the attempt, with their limits.
     fn keys(&self) -> Vec<(&str, i32)> {
         let mut keys = vec![(self.username_key.as_str(), USERNAME_LIMIT)];
@@ -88,11 +97,7 @@ impl LoginThrottle {
         username: &str,
         address: Option<&str>,
     ) -> Result<Attempt, DomainError> {
-        let mut attempt = Attempt {
-            username_key: format!("user:{username}"),
-            address_key: address.map(|a| format!("addr:{a}")),
-            charged_in: Vec::new(),
-        };
+        let mut attempt = Attempt::new(username, address);
         let now = self.clock.now_ms();
         let keys = attempt.keys();
         self.refuse_known_locks(&keys, now)?;
@@ -134,13 +139,8 @@ impl LoginThrottle {
         username: &str,
         address: Option<&str>,
     ) -> Result<(), DomainError> {
-        let username_key = format!("user:{username}");
-        let address_key = address.map(|a| format!("addr:{a}"));
-        let mut keys = vec![(username_key.as_str(), USERNAME_LIMIT)];
-        if let Some(key) = &address_key {
-            keys.push((key.as_str(), ADDRESS_LIMIT));
-        }
-        self.refuse_known_locks(&keys, self.clock.now_ms())
+        let attempt = Attempt::new(username, address);
+        self.refuse_known_locks(&attempt.keys(), self.clock.now_ms())
     }
 
     fn refuse_known_locks(&self, keys: &[(&str, i32)], now: i64) -> Result<(), DomainError> {
