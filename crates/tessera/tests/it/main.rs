@@ -20,4 +20,5 @@ mod revocation;
 mod scale_out;
 mod throttling;
 mod token_exchange;
+mod traces;
 mod watch_revocations;
