@@ -10,6 +10,7 @@ mod http_client;
 mod introspection;
 mod issue_token;
 mod key_rotation;
+mod limits;
 mod logging;
 mod metrics;
 mod password_grant;
