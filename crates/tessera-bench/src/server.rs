@@ -49,7 +49,8 @@ impl Server {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             http_listen: None,
-            metrics_listen: None,
+            // Recorded only with --metrics (the recorder is per process: compare processes).
+            metrics_listen: args.metrics.then(|| "127.0.0.1:0".parse()).transpose()?,
             cors_origins: Default::default(),
             database_url: db.url.clone(),
             master_key: Some(MasterKey::generate().1.into()),
