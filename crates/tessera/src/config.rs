@@ -245,6 +245,8 @@ pub struct ServeArgs {
     /// empty: none, and every caller is throttled by its own address.
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    #[command(flatten)]
+    pub limits: crate::server::limits::LimitArgs,
 }
 
 /// Who may call IntrospectToken.
@@ -331,6 +333,8 @@ pub struct Config {
     pub max_watch_streams: usize,
     /// Proxies whose `x-forwarded-for` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connection limits on both listeners.
+    pub limits: crate::server::limits::Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -351,6 +355,7 @@ impl std::fmt::Debug for Config {
             .field("cleanup_interval", &self.cleanup_interval)
             .field("max_watch_streams", &self.max_watch_streams)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -460,6 +465,7 @@ impl Config {
                 )
             })?,
             trusted_proxies: trusted_proxies(&args.trusted_proxies)?,
+            limits: args.limits.limits()?,
         })
     }
 }
@@ -635,6 +641,7 @@ mod tests {
             cleanup_interval: Duration::ZERO,
             max_watch_streams: 1,
             trusted_proxies: Vec::new(),
+            limits: Default::default(),
         };
         let args = MasterKeyArgs {
             master_key: Some("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=".into()),

@@ -15,46 +15,41 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::watch};
 
-/// The longest a client may take to send a request's headers (HTTP/1.1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests in flight on one HTTP/2 connection.
-const MAX_STREAMS_PER_CONNECTION: u32 = 128;
-/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a new connection may take to show which protocol it speaks (its first bytes):
-/// hyper waits for them without a timer of its own.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a connection lives: then it finishes its requests in flight and closes (an
-/// idle HTTP/2 connection that answers pings would otherwise live for ever). Clients reconnect.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(10 * 60);
-/// Connections open at once; past it, new ones are closed at once.
-const MAX_CONNECTIONS: usize = 4_096;
+use crate::server::limits::Limits;
+
 /// The HTTP/2 connection preface: a connection whose first bytes are a prefix of it has not
 /// yet said which protocol it speaks.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves `router` on `listener` until `stop` completes, then waits for the connections to
-/// finish what they have in flight (the caller bounds the wait).
+/// Serves `router` on `listener` under `limits` until `stop` completes, then waits for the
+/// connections to finish what they have in flight (the caller bounds the wait).
+///
+/// The header timeout also bounds how long a new connection may take to show which protocol
+/// it speaks (its first bytes): hyper waits for them without a timer of its own. At the maximum
+/// age a connection finishes its requests in flight and closes (an idle HTTP/2 connection that
+/// answers pings would otherwise live for ever); clients reconnect.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: &Limits,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let first_bytes_timeout = limits.http_header_timeout;
+    let max_connection_age = limits.http_max_connection_age;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.http_header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+        .max_concurrent_streams(limits.http_max_streams_per_connection)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
     // Connections hold a receiver: when every one is dropped, every connection has ended.
     let (stopping, stopped) = watch::channel(false);
-    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.http_max_connections));
     tokio::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -83,7 +78,7 @@ pub async fn serve(
         let mut stop_rx = stopped.clone();
         tokio::spawn(async move {
             let _place = place;
-            if !protocol_shown(&tcp).await {
+            if !protocol_shown(&tcp, first_bytes_timeout).await {
                 return;
             }
             let connection = builder.serve_connection(TokioIo::new(tcp), service);
@@ -91,7 +86,7 @@ pub async fn serve(
             tokio::select! {
                 _ = connection.as_mut() => return,
                 _ = stop_rx.changed() => {}
-                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
+                () = tokio::time::sleep(max_connection_age) => {}
             }
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
@@ -104,10 +99,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Whether the connection's first bytes arrive within [`FIRST_BYTES_TIMEOUT`] and tell HTTP/1
+/// Whether the connection's first bytes arrive within `timeout` and tell HTTP/1
 /// (anything but a prefix of the HTTP/2 preface) from HTTP/2 (the whole preface). A client
 /// that sends nothing, or stops part-way through the preface, is closed.
-async fn protocol_shown(tcp: &tokio::net::TcpStream) -> bool {
+async fn protocol_shown(tcp: &tokio::net::TcpStream, timeout: Duration) -> bool {
     let shown = async {
         let mut buf = [0u8; 24];
         loop {
@@ -127,9 +122,7 @@ async fn protocol_shown(tcp: &tokio::net::TcpStream) -> bool {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::time::timeout(FIRST_BYTES_TIMEOUT, shown)
-        .await
-        .unwrap_or(false)
+    tokio::time::timeout(timeout, shown).await.unwrap_or(false)
 }
 
 /// The router for one connection: it adds the peer's address to each request
