@@ -7,6 +7,7 @@ mod cleanup;
 mod clients;
 mod connect;
 mod error;
+mod group_commit;
 mod keys;
 mod records;
 mod revocations;
@@ -21,6 +22,9 @@ pub use error::StoreError;
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DbBackend};
+
+use crate::domain::repository::NewSession;
+use group_commit::GroupCommit;
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The database behind Tessera. Cheap to clone: it is a connection pool.
@@ -31,7 +35,9 @@ pub struct Store {
     /// racing for the file lock (which can fail fast with "database is locked" in WAL mode).
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Sessions waiting to be started, committed many to a transaction.
-    session_queue: Arc<sessions::SessionQueue>,
+    session_queue: Arc<GroupCommit<NewSession, bool>>,
+    /// Refresh-token rotations waiting for a commit, many to a transaction.
+    rotation_queue: Arc<GroupCommit<sessions::Rotation, bool>>,
 }
 
 impl Store {
@@ -42,7 +48,8 @@ impl Store {
         Self {
             db,
             sqlite_writer,
-            session_queue: Arc::default(),
+            session_queue: Arc::new(GroupCommit::new(sessions::MAX_SESSION_BATCH)),
+            rotation_queue: Arc::new(GroupCommit::new(sessions::MAX_ROTATION_BATCH)),
         }
     }
 

@@ -1,7 +1,6 @@
 //! Queries on sessions, refresh tokens and revocations.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, Query},
 };
 
@@ -14,36 +13,20 @@ use crate::domain::repository::{
     SessionRecord, SessionRepository,
 };
 use async_trait::async_trait;
-use tokio::sync::oneshot;
 
 /// Sessions in one transaction at most: 8 columns each stays far below SQLite's limit of
 /// bound parameters per statement.
-const MAX_SESSION_BATCH: usize = 256;
+pub(super) const MAX_SESSION_BATCH: usize = 256;
 
-type SessionStarted = oneshot::Sender<Result<bool, StoreError>>;
+/// Refresh-token rotations in one transaction at most.
+pub(super) const MAX_ROTATION_BATCH: usize = 256;
 
-/// Sessions waiting for a commit, and the lock the committing task holds.
-#[derive(Debug, Default)]
-pub(super) struct SessionQueue {
-    pending: parking_lot::Mutex<Vec<(NewSession, SessionStarted)>>,
-    leader: tokio::sync::Mutex<()>,
-}
-
-impl SessionQueue {
-    fn push(&self, new: NewSession, done: SessionStarted) {
-        let mut pending = self.pending.lock();
-        pending.push((new, done));
-    }
-
-    fn take(&self, at_most: usize) -> Vec<(NewSession, SessionStarted)> {
-        let mut pending = self.pending.lock();
-        // A caller that went away holds no refresh token of its session: starting it would
-        // only cost time that waiting callers need.
-        pending.retain(|(_, done)| !done.is_closed());
-        let first = at_most.min(pending.len());
-        let rest = pending.split_off(first);
-        std::mem::replace(&mut *pending, rest)
-    }
+/// One refresh: spend `old_hash` and store `successor`, if the old token may still be spent.
+#[derive(Debug)]
+pub(super) struct Rotation {
+    old_hash: String,
+    successor: RefreshTokenRecord,
+    now: i64,
 }
 
 #[async_trait]
@@ -51,22 +34,16 @@ impl SessionRepository for Store {
     /// Starts a session and stores its first refresh token, atomically.
     /// Returns false, and stores nothing, when the user guard no longer holds.
     ///
-    /// Sessions started at the same moment share one transaction (group commit): a commit
-    /// costs the same for one row as for a hundred, and on SQLite every write waits for the
-    /// one before. The commit runs on a task of its own, so that a caller who goes away does
-    /// not abort a batch holding other callers' sessions.
-    #[tracing::instrument(level = "debug", name = "db.start_session", skip_all)]
+    /// Sessions started at the same moment share one transaction (group commit).
     async fn start_session(&self, new: NewSession) -> Result<bool, RepositoryError> {
-        let (done, outcome) = oneshot::channel();
-        self.session_queue.push(new, done);
         let store = self.clone();
-        tokio::spawn(async move { store.commit_queued_sessions().await });
-        let started = outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(DbErr::Custom(
-                "the session batch was abandoned".to_owned(),
-            )))
-        });
-        Ok(started?)
+        Ok(self
+            .session_queue
+            .submit(new, move |batch| async move {
+                let _write = store.write_guard().await;
+                store.insert_sessions(batch).await
+            })
+            .await?)
     }
 
     /// The session with this id, ended or not.
@@ -131,6 +108,8 @@ impl SessionRepository for Store {
     /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old
     /// token is unspent and unexpired and its session is live. Of any number of concurrent
     /// calls for one token, exactly one returns true.
+    ///
+    /// Refreshes made at the same moment share one transaction (group commit).
     #[tracing::instrument(level = "debug", name = "db.rotate_refresh_token", skip_all)]
     async fn rotate_refresh_token(
         &self,
@@ -138,29 +117,19 @@ impl SessionRepository for Store {
         successor: RefreshTokenRecord,
         now: i64,
     ) -> Result<bool, RepositoryError> {
-        let _write = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        let spent = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::SpentAt, Expr::value(now))
-            .col_expr(
-                refresh_tokens::Column::SuccessorHash,
-                Expr::value(successor.token_hash.clone()),
-            )
-            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
-            .filter(refresh_tokens::Column::SpentAt.is_null())
-            .filter(refresh_tokens::Column::ExpiresAt.gt(now))
-            .filter(refresh_tokens::Column::Sid.in_subquery(live_session(&successor.sid, now)))
-            .exec(&txn)
-            .await?;
-        if spent.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        refresh_tokens::ActiveModel::from(refresh_tokens::Model::from(successor))
-            .insert(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(true)
+        let store = self.clone();
+        let rotation = Rotation {
+            old_hash: old_hash.to_owned(),
+            successor,
+            now,
+        };
+        Ok(self
+            .rotation_queue
+            .submit(rotation, move |batch| async move {
+                let _write = store.write_guard().await;
+                store.rotate_refresh_tokens(batch).await
+            })
+            .await?)
     }
 
     /// Replaces the pair a spending issued (SPEC §2's reuse grace), atomically: the replaced
@@ -240,28 +209,51 @@ fn live_session(sid: &str, now: i64) -> sea_orm::sea_query::SelectStatement {
 }
 
 impl Store {
-    /// Commits whatever sessions are queued (up to a batch), and tells each caller.
-    async fn commit_queued_sessions(&self) {
-        let _leader = self.session_queue.leader.lock().await;
-        let batch = self.session_queue.take(MAX_SESSION_BATCH);
-        if batch.is_empty() {
-            // An earlier task took this caller's session along with its own.
-            return;
+    /// Spends refresh tokens and stores their successors in one transaction; a rotation whose
+    /// old token may no longer be spent (spent, expired, its session over, or spent by an
+    /// earlier rotation of the same batch) stores nothing. Returns, per rotation, whether it
+    /// was made.
+    async fn rotate_refresh_tokens(&self, batch: Vec<Rotation>) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db.begin().await?;
+        // Old tokens in a fixed order, so that two instances' batches cannot deadlock on them.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].old_hash.cmp(&batch[b].old_hash));
+        let mut rotated = vec![false; batch.len()];
+        for i in order {
+            let Rotation {
+                old_hash,
+                successor,
+                now,
+            } = &batch[i];
+            let spent = refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::SpentAt, Expr::value(*now))
+                .col_expr(
+                    refresh_tokens::Column::SuccessorHash,
+                    Expr::value(successor.token_hash.clone()),
+                )
+                .filter(refresh_tokens::Column::TokenHash.eq(old_hash.as_str()))
+                .filter(refresh_tokens::Column::SpentAt.is_null())
+                .filter(refresh_tokens::Column::ExpiresAt.gt(*now))
+                .filter(refresh_tokens::Column::Sid.in_subquery(live_session(&successor.sid, *now)))
+                .exec(&txn)
+                .await?;
+            rotated[i] = spent.rows_affected == 1;
         }
-        let (sessions, callers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let _write = self.write_guard().await;
-        match self.insert_sessions(sessions).await {
-            Ok(started) => {
-                for (caller, started) in callers.into_iter().zip(started) {
-                    let _ = caller.send(Ok(started));
-                }
-            }
-            Err(e) => {
-                for caller in callers {
-                    let _ = caller.send(Err(e.for_another_caller()));
-                }
-            }
+        let successors: Vec<_> = batch
+            .into_iter()
+            .zip(&rotated)
+            .filter(|(_, rotated)| **rotated)
+            .map(|(rotation, _)| {
+                refresh_tokens::ActiveModel::from(refresh_tokens::Model::from(rotation.successor))
+            })
+            .collect();
+        if !successors.is_empty() {
+            refresh_tokens::Entity::insert_many(successors)
+                .exec(&txn)
+                .await?;
         }
+        txn.commit().await?;
+        Ok(rotated)
     }
 
     /// Inserts sessions and their first refresh tokens in one transaction; a session whose
