@@ -64,6 +64,7 @@ impl Server {
             // The load comes from this machine: it may say whose attempt a request is (the
             // attack scenarios give the real users and the attacker addresses of their own).
             trusted_proxies: vec!["127.0.0.1/32".parse()?],
+            tls: None,
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL
             } else {

@@ -3,8 +3,17 @@
 //! `axum::serve` leaves unset: how long a connection may take to show its protocol and a
 //! request its headers, how many streams an HTTP/2 connection may hold, keepalive pings that
 //! find dead peers, a maximum age, and a bound on connections open at once. On stop, listening
-//! ends and every connection finishes its requests in flight, then closes.
-use std::{future::Future, net::SocketAddr, time::Duration};
+//! ends and every connection finishes its requests in flight, then closes. With TLS, each
+//! connection's handshake and first bytes are under the same time limit (the metrics listener
+//! is served here too).
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::body::Incoming;
@@ -13,7 +22,13 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::watch,
+};
+
+use crate::edge::tls::{self, Listener, Tls};
 
 /// The longest a client may take to send a request's headers (HTTP/1.1).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,10 +50,12 @@ const MAX_CONNECTIONS: usize = 4_096;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `router` on `listener` until `stop` completes, then waits for the connections to
-/// finish what they have in flight (the caller bounds the wait).
+/// finish what they have in flight (the caller bounds the wait). With `tls`, connections
+/// speak TLS only, with that listener's rule for client certificates.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<(Arc<Tls>, Listener)>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -80,21 +97,30 @@ pub async fn serve(
             peer,
         });
         let builder = builder.clone();
-        let mut stop_rx = stopped.clone();
+        let stop_rx = stopped.clone();
+        let acceptor = tls.as_ref().map(|(tls, listener)| tls.acceptor(*listener));
         tokio::spawn(async move {
             let _place = place;
-            if !protocol_shown(&tcp).await {
+            let Some(acceptor) = acceptor else {
+                if protocol_shown(&tcp).await {
+                    serve_connection(&builder, tcp, service, stop_rx).await;
+                }
                 return;
+            };
+            let shown = tokio::time::timeout(FIRST_BYTES_TIMEOUT, async {
+                let tls = tls::handshake(acceptor, tcp).await?;
+                first_bytes(tls).await
+            });
+            match shown.await {
+                Ok(Ok(Some(tls))) => serve_connection(&builder, tls, service, stop_rx).await,
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %peer, error = %err, "HTTP listener: TLS handshake failed");
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "HTTP listener: no request within the time allowed");
+                }
             }
-            let connection = builder.serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stop_rx.changed() => {}
-                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
         });
     }
     drop(listener);
@@ -102,6 +128,101 @@ pub async fn serve(
     drop(stopped);
     stopping.closed().await;
     Ok(())
+}
+
+/// Serves one connection until it ends, the server stops or it reaches its maximum age.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<ConnectInfoService>,
+    mut stop_rx: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stop_rx.changed() => {}
+        () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// Reads a TLS connection's first bytes, as [`protocol_shown`] peeks at a plain one (TLS
+/// allows no peeking): until they tell HTTP/1 from HTTP/2. `None`: the client closed first.
+/// The bytes read are handed to hyper again, in front of the rest.
+async fn first_bytes<I: AsyncRead + Unpin>(mut io: I) -> std::io::Result<Option<Prefixed<I>>> {
+    let mut seen = Vec::with_capacity(H2_PREFACE.len());
+    while seen.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&seen) {
+        let mut buf = [0u8; 24];
+        let n = io.read(&mut buf[..H2_PREFACE.len() - seen.len()]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(Prefixed {
+        prefix: seen,
+        read: 0,
+        io,
+    }))
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+struct Prefixed<I> {
+    prefix: Vec<u8>,
+    read: usize,
+    io: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.read < this.prefix.len() {
+            let rest = &this.prefix[this.read..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Whether the connection's first bytes arrive within [`FIRST_BYTES_TIMEOUT`] and tell HTTP/1

@@ -19,5 +19,6 @@ mod restarts;
 mod revocation;
 mod scale_out;
 mod throttling;
+mod tls;
 mod token_exchange;
 mod watch_revocations;
