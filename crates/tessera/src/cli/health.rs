@@ -56,16 +56,22 @@ pub async fn check(args: &HealthArgs) -> anyhow::Result<()> {
     if let Some(tls) = tls_config(args)? {
         endpoint = endpoint.tls_config(tls).context("invalid TLS settings")?;
     }
+    // A plaintext client gets garbled answers from a TLS server: say what may be missing.
+    let hint = if args.tls_ca.is_none() {
+        " (a server with TLS on needs --tls-ca)"
+    } else {
+        ""
+    };
     let channel = endpoint
         .connect()
         .await
-        .with_context(|| format!("cannot reach {addr}"))?;
+        .with_context(|| format!("cannot reach {addr}{hint}"))?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: args.service.clone(),
         })
         .await
-        .with_context(|| format!("health check of {addr} failed"))?
+        .with_context(|| format!("health check of {addr} failed{hint}"))?
         .into_inner();
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
     if status != ServingStatus::Serving {
