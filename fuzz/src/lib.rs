@@ -85,6 +85,7 @@ impl Harness {
             hash_cost: HashCost::OWASP,
             max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
             trusted_proxies: Vec::new(),
+            limits: Default::default(),
             tls: None,
             // The harness keeps its fixtures for the whole run.
             cleanup_interval: Duration::ZERO,

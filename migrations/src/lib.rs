@@ -14,6 +14,7 @@ mod m20261207_000005_dead_schema;
 mod m20261207_000006_revocation_log;
 mod m20261208_000007_refresh_reissue;
 mod m20261208_000008_signing_key_row_macs;
+mod m20261208_000009_partial_session_indexes;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_revocation_log::Migration),
             Box::new(m20261208_000007_refresh_reissue::Migration),
             Box::new(m20261208_000008_signing_key_row_macs::Migration),
+            Box::new(m20261208_000009_partial_session_indexes::Migration),
         ]
     }
 }

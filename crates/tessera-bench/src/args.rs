@@ -35,6 +35,11 @@ pub struct Args {
     /// Print one JSON object with all results on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// The in-process server records its metrics (and serves /metrics on a port of the
+    /// system's choosing), as a server with TESSERA_METRICS_LISTEN does; without it nothing is
+    /// recorded (TESSERA_METRICS_LISTEN=off). Runs with and without compare what metrics cost.
+    #[arg(long)]
+    pub metrics: bool,
     /// Instead of the scenarios, a soak of this length (e.g. 10m): a mix that should give no
     /// error, with VmRSS, req/s and table sizes sampled; fails when the error rate reaches
     /// 0.1% or RSS grows 10% after --soak-warmup. The in-process server then runs with short

@@ -49,7 +49,8 @@ impl Server {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             http_listen: None,
-            metrics_listen: None,
+            // Recorded only with --metrics (the recorder is per process: compare processes).
+            metrics_listen: args.metrics.then(|| "127.0.0.1:0".parse()).transpose()?,
             cors_origins: Default::default(),
             database_url: db.url.clone(),
             master_key: Some(MasterKey::generate().1.into()),
@@ -64,6 +65,7 @@ impl Server {
             // The load comes from this machine: it may say whose attempt a request is (the
             // attack scenarios give the real users and the attacker addresses of their own).
             trusted_proxies: vec!["127.0.0.1/32".parse()?],
+            limits: Default::default(),
             tls: None,
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL

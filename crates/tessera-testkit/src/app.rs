@@ -66,6 +66,7 @@ pub fn test_config(db: &TestDb) -> Config {
         hash_cost: HashCost::OWASP,
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         trusted_proxies: Vec::new(),
+        limits: Default::default(),
         tls: None,
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     }

@@ -69,6 +69,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
         hash_cost: HashCost::OWASP,
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         trusted_proxies: Vec::new(),
+        limits: Default::default(),
         tls: None,
         cleanup_interval: Duration::ZERO,
     };

@@ -250,6 +250,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
     #[command(flatten)]
+    pub limits: crate::server::limits::LimitArgs,
+    #[command(flatten)]
     pub tls: TlsArgs,
 }
 
@@ -340,6 +342,8 @@ pub struct Config {
     pub max_watch_streams: usize,
     /// Proxies whose `x-forwarded-for` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connection limits on both listeners.
+    pub limits: crate::server::limits::Limits,
     /// TLS on every listener, unless `None` (plaintext).
     pub tls: Option<TlsFiles>,
 }
@@ -362,6 +366,7 @@ impl std::fmt::Debug for Config {
             .field("cleanup_interval", &self.cleanup_interval)
             .field("max_watch_streams", &self.max_watch_streams)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("limits", &self.limits)
             .field("tls", &self.tls)
             .finish()
     }
@@ -475,6 +480,7 @@ impl Config {
                 )
             })?,
             trusted_proxies: trusted_proxies(&args.trusted_proxies)?,
+            limits: args.limits.limits()?,
             tls,
         })
     }
@@ -667,6 +673,7 @@ mod tests {
             cleanup_interval: Duration::ZERO,
             max_watch_streams: 1,
             trusted_proxies: Vec::new(),
+            limits: Default::default(),
             tls: None,
         };
         let args = MasterKeyArgs {

@@ -20,13 +20,19 @@ async fn main() -> ExitCode {
         }
     };
     // Administrative commands keep stderr for what matters; the server logs every call.
-    let level = if matches!(args.command, cli::Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
+    // Only the server exports spans (OTEL_EXPORTER_OTLP_ENDPOINT).
+    let serving = matches!(args.command, cli::Command::Serve(_));
+    let level = if serving { "info" } else { "warn" };
+    let telemetry = match telemetry::init(format, level, serving) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("tessera: {err}");
+            return ExitCode::FAILURE;
+        }
     };
-    telemetry::init(format, level);
-    match cli::run(args).await {
+    let result = cli::run(args).await;
+    telemetry.shutdown().await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tessera: {err:#}");

@@ -84,6 +84,7 @@ impl HashingPool {
     }
 
     /// The PHC string of an argon2id hash of `secret` with a fresh salt.
+    #[tracing::instrument(level = "debug", name = "argon2.hash", skip_all)]
     pub async fn hash(&self, secret: SecretString) -> Result<String, DomainError> {
         let params = self.params.clone();
         self.run(move || {
@@ -97,6 +98,7 @@ impl HashingPool {
     }
 
     /// Whether `secret` matches the PHC string `phc`. A malformed PHC string never matches.
+    #[tracing::instrument(level = "debug", name = "argon2.verify", skip_all)]
     pub async fn verify(&self, secret: SecretString, phc: String) -> Result<bool, DomainError> {
         let permit = self.acquire().await?;
         self.execute(verify_job(self.params.clone(), secret, phc), Some(permit))
@@ -112,6 +114,7 @@ impl HashingPool {
     }
 
     /// [`HashingPool::verify`] in a place taken by [`HashingPool::reserve`].
+    #[tracing::instrument(level = "debug", name = "argon2.verify", skip_all)]
     pub async fn verify_reserved(
         &self,
         _reservation: &Reservation,

@@ -69,7 +69,8 @@ impl AuthServiceImpl {
 
 pub use crate::edge::call::RPC_DEADLINE;
 
-/// Runs one RPC inside its span, within the deadline, and records how it ended.
+/// Runs one RPC inside its span, within the deadline, and records how it ended (the series
+/// of every call are recorded by [`super::observe`]).
 async fn traced<T>(
     method: &'static str,
     client_id: &str,
@@ -81,64 +82,13 @@ async fn traced<T>(
         client_id = request::loggable_client_id(client_id),
         outcome = Empty
     );
-    let labels = [
-        ("grpc_service", super::health::AUTH_SERVICE_NAME),
-        ("grpc_method", method),
-        (
-            "grpc_type",
-            if method == "WatchRevocations" {
-                "server_stream"
-            } else {
-                "unary"
-            },
-        ),
-    ];
-    metrics::counter!("grpc_server_started_total", &labels).increment(1);
-    let started = std::time::Instant::now();
-    let answer = async move {
+    async move {
         let result = call::within_deadline(work).await;
         call::record_outcome("rpc", &result);
         result.map(Response::new).map_err(Status::from)
     }
     .instrument(span)
-    .await;
-    let code = match &answer {
-        Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
-    };
-    let [service, method, kind] = labels;
-    metrics::counter!(
-        "grpc_server_handled_total",
-        &[service, method, kind, ("grpc_code", code_name(code))]
-    )
-    .increment(1);
-    metrics::histogram!("grpc_server_handling_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    answer
-}
-
-/// A code's name as the grpc-ecosystem series spell it (`OK`, `Unauthenticated`, ...).
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "Canceled",
-        Unknown => "Unknown",
-        InvalidArgument => "InvalidArgument",
-        DeadlineExceeded => "DeadlineExceeded",
-        NotFound => "NotFound",
-        AlreadyExists => "AlreadyExists",
-        PermissionDenied => "PermissionDenied",
-        ResourceExhausted => "ResourceExhausted",
-        FailedPrecondition => "FailedPrecondition",
-        Aborted => "Aborted",
-        OutOfRange => "OutOfRange",
-        Unimplemented => "Unimplemented",
-        Internal => "Internal",
-        Unavailable => "Unavailable",
-        DataLoss => "DataLoss",
-        Unauthenticated => "Unauthenticated",
-    }
+    .await
 }
 
 pub(crate) fn timestamp(unix_ms: i64) -> Timestamp {

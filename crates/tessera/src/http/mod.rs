@@ -11,6 +11,7 @@ mod revoke;
 mod router;
 mod serve;
 mod token;
+mod trace;
 
 pub use cors::cors_layer;
 pub use error::ApiError;

@@ -58,7 +58,7 @@ impl HttpState {
 /// The HTTP listener's routes (SPEC §8), under the CORS rule of `origins`. Requests need the
 /// peer's address ([`axum::extract::ConnectInfo`]): [`super::serve`] adds it.
 pub fn router(state: HttpState, origins: &CorsOrigins) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/auth/token", only("POST", post(token::token)))
         .route("/v1/auth/revoke", only("POST", post(revoke::revoke)))
         .route(
@@ -70,7 +70,8 @@ pub fn router(state: HttpState, origins: &CorsOrigins) -> Router {
         .route("/readyz", only("GET", get(health::ready)))
         .fallback(|| async { ApiError::not_found() })
         .layer(cors::cors_layer(origins))
-        .with_state(state)
+        .with_state(state);
+    super::trace::layer(routes)
 }
 
 /// A route that answers 405, with `Allow`, to any other method.

@@ -29,49 +29,44 @@ use tokio::{
 };
 
 use crate::edge::tls::{self, Listener, Tls};
+use crate::server::limits::Limits;
 
-/// The longest a client may take to send a request's headers (HTTP/1.1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests in flight on one HTTP/2 connection.
-const MAX_STREAMS_PER_CONNECTION: u32 = 128;
-/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a new connection may take to show which protocol it speaks (its first bytes):
-/// hyper waits for them without a timer of its own.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a connection lives: then it finishes its requests in flight and closes (an
-/// idle HTTP/2 connection that answers pings would otherwise live for ever). Clients reconnect.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(10 * 60);
-/// Connections open at once; past it, new ones are closed at once.
-const MAX_CONNECTIONS: usize = 4_096;
 /// The HTTP/2 connection preface: a connection whose first bytes are a prefix of it has not
 /// yet said which protocol it speaks.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves `router` on `listener` until `stop` completes, then waits for the connections to
-/// finish what they have in flight (the caller bounds the wait). With `tls`, connections
-/// speak TLS only, with that listener's rule for client certificates.
+/// Serves `router` on `listener` under `limits` until `stop` completes, then waits for the
+/// connections to finish what they have in flight (the caller bounds the wait).
+///
+/// The header timeout also bounds how long a new connection may take to show which protocol
+/// it speaks (its first bytes): hyper waits for them without a timer of its own. At the maximum
+/// age a connection finishes its requests in flight and closes (an idle HTTP/2 connection that
+/// answers pings would otherwise live for ever); clients reconnect. With `tls`, connections
+/// speak TLS only, with that listener's rule for client certificates, and the handshake and
+/// the first bytes share the header timeout.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: &Limits,
     tls: Option<(Arc<Tls>, Listener)>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let first_bytes_timeout = limits.http_header_timeout;
+    let max_connection_age = limits.http_max_connection_age;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.http_header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+        .max_concurrent_streams(limits.http_max_streams_per_connection)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
     // Connections hold a receiver: when every one is dropped, every connection has ended.
     let (stopping, stopped) = watch::channel(false);
-    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.http_max_connections));
     tokio::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -102,17 +97,19 @@ pub async fn serve(
         tokio::spawn(async move {
             let _place = place;
             let Some(acceptor) = acceptor else {
-                if protocol_shown(&tcp).await {
-                    serve_connection(&builder, tcp, service, stop_rx).await;
+                if protocol_shown(&tcp, first_bytes_timeout).await {
+                    serve_connection(&builder, tcp, service, stop_rx, max_connection_age).await;
                 }
                 return;
             };
-            let shown = tokio::time::timeout(FIRST_BYTES_TIMEOUT, async {
+            let shown = tokio::time::timeout(first_bytes_timeout, async {
                 let tls = tls::handshake(acceptor, tcp).await?;
                 first_bytes(tls).await
             });
             match shown.await {
-                Ok(Ok(Some(tls))) => serve_connection(&builder, tls, service, stop_rx).await,
+                Ok(Ok(Some(tls))) => {
+                    serve_connection(&builder, tls, service, stop_rx, max_connection_age).await;
+                }
                 Ok(Ok(None)) => {}
                 Ok(Err(err)) => {
                     tracing::debug!(peer = %peer, error = %err, "HTTP listener: TLS handshake failed");
@@ -136,6 +133,7 @@ async fn serve_connection<I>(
     io: I,
     service: TowerToHyperService<ConnectInfoService>,
     mut stop_rx: watch::Receiver<bool>,
+    max_connection_age: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -144,7 +142,7 @@ async fn serve_connection<I>(
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = stop_rx.changed() => {}
-        () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
+        () = tokio::time::sleep(max_connection_age) => {}
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
@@ -225,10 +223,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
     }
 }
 
-/// Whether the connection's first bytes arrive within [`FIRST_BYTES_TIMEOUT`] and tell HTTP/1
+/// Whether the connection's first bytes arrive within `timeout` and tell HTTP/1
 /// (anything but a prefix of the HTTP/2 preface) from HTTP/2 (the whole preface). A client
 /// that sends nothing, or stops part-way through the preface, is closed.
-async fn protocol_shown(tcp: &tokio::net::TcpStream) -> bool {
+async fn protocol_shown(tcp: &tokio::net::TcpStream, timeout: Duration) -> bool {
     let shown = async {
         let mut buf = [0u8; 24];
         loop {
@@ -248,9 +246,7 @@ async fn protocol_shown(tcp: &tokio::net::TcpStream) -> bool {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::time::timeout(FIRST_BYTES_TIMEOUT, shown)
-        .await
-        .unwrap_or(false)
+    tokio::time::timeout(timeout, shown).await.unwrap_or(false)
 }
 
 /// The router for one connection: it adds the peer's address to each request

@@ -5,7 +5,9 @@
 //!   whether the database is usable;
 //! - the revocation follower: revocations made by other instances and the CLI;
 //! - the key follower: signing keys rotated elsewhere;
-//! - the clean-up: rows past their time.
+//! - the clean-up: rows past their time;
+//! - the SQLite checkpoint: the write-ahead log copied into the database file, off the
+//!   writers' path.
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
@@ -64,6 +66,7 @@ impl Jobs {
             )),
             tokio::spawn(follow_revocations(tokens.clone(), stopped.clone())),
             tokio::spawn(follow_key_rotation(tokens.clone(), stopped.clone())),
+            tokio::spawn(checkpoint_wal(store.clone(), stopped.clone())),
         ];
         if !cleanup_interval.is_zero() {
             running.push(tokio::spawn(clean_up(
@@ -89,6 +92,28 @@ impl Jobs {
             job.abort();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQLite checkpoint.
+
+/// How often the write-ahead log is checkpointed: often enough that a commit seldom reaches
+/// the size at which it would checkpoint itself (`connect`), seldom enough that a page written
+/// by many commits is copied once.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checkpoints the write-ahead log every [`CHECKPOINT_INTERVAL`] (SQLite only).
+async fn checkpoint_wal(store: Store, stop: watch::Receiver<bool>) {
+    every(
+        || CHECKPOINT_INTERVAL,
+        stop,
+        || async {
+            if let Err(e) = store.checkpoint_wal().await {
+                tracing::debug!(error = %e, "checkpoint of the write-ahead log failed");
+            }
+        },
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

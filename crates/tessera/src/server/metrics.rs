@@ -79,10 +79,11 @@ struct Scrape {
 }
 
 /// Serves `GET /metrics` on `listener` until `stop`, over TLS with `tls` (a client certificate
-/// required when there is a client CA), with the HTTP listener's connection limits.
+/// required when there is a client CA), with the HTTP listener's connection `limits`.
 pub async fn serve(
     listener: TcpListener,
     tokens: Arc<TokenService>,
+    limits: &crate::server::limits::Limits,
     tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -99,7 +100,7 @@ pub async fn serve(
             process: Arc::new(process),
         });
     let tls = tls.map(|tls| (tls, Listener::Metrics));
-    crate::http::serve(listener, router, tls, stop).await?;
+    crate::http::serve(listener, router, limits, tls, stop).await?;
     Ok(())
 }
 

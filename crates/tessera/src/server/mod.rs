@@ -2,6 +2,7 @@
 //! AuthService, health and reflection (gRPC and gRPC-Web), and the HTTP router (SPEC §8).
 //! Binds first, then serves (tests bind port 0).
 mod jobs;
+pub mod limits;
 mod master_key_file;
 pub mod metrics;
 
@@ -36,17 +37,6 @@ use jobs::Jobs;
 /// How long a stopping server waits for open calls (streams included) before it closes them.
 /// Unary calls end within their deadline, well before this.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Streams (calls, WatchRevocations streams included) one gRPC connection may hold at once.
-const MAX_STREAMS_PER_CONNECTION: u32 = 1_024;
-/// How often an idle gRPC connection is pinged, and how long the answer may take.
-const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TCP keepalive on accepted connections: peers that vanished are found.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-/// The longest a gRPC connection lives, and the time its calls then get to finish.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
-const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 
 /// Requests larger than this are refused before they are decoded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -188,7 +178,7 @@ impl Application {
             let router = http::router(http_state.clone(), &self.config.cors_origins);
             tracing::info!(addr = %addr, "serving HTTP (/v1/auth/token, /v1/auth/revoke, /v1/auth/introspect, /v1/auth/keys)");
             let tls = self.tls.clone().map(|tls| (tls, Listener::Http));
-            http::serve(listener, router, tls, async move {
+            http::serve(listener, router, &self.config.limits, tls, async move {
                 let _ = http_stop_rx.await;
             })
         });
@@ -199,6 +189,7 @@ impl Application {
             metrics::serve(
                 listener,
                 self.tokens.clone(),
+                &self.config.limits,
                 self.tls.clone(),
                 async move {
                     let _ = metrics_stop_rx.await;
@@ -206,9 +197,11 @@ impl Application {
             )
         });
 
+        let limits = &self.config.limits;
+        // TCP keepalive finds peers that vanished.
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
-            .with_keepalive(Some(TCP_KEEPALIVE));
+            .with_keepalive(limits.tcp_keepalive);
         tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), "serving tessera.auth.v1.AuthService");
         let mut shutdown_reporter = reporter.clone();
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
@@ -220,14 +213,16 @@ impl Application {
             // connection (HTTP/1.1, for gRPC-Web, carries one at a time), pings that find dead
             // peers, and an age after which a connection finishes its calls and closes
             // (WatchRevocations readers reconnect and resume).
-            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .max_connection_age(MAX_CONNECTION_AGE)
-            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+            .max_concurrent_streams(limits.grpc_max_streams_per_connection)
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .max_connection_age(limits.grpc_max_connection_age)
+            .max_connection_age_grace(limits.grpc_max_connection_age_grace)
             .accept_http1(true)
             .layer(http::cors_layer(&self.config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Every call's series and span, health and reflection included.
+            .layer(crate::grpc::observe::ObserveLayer)
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))

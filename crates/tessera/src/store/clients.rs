@@ -24,6 +24,7 @@ impl ClientRepository for Store {
     }
 
     /// The client with this id, disabled or not.
+    #[tracing::instrument(level = "debug", name = "db.find_client", skip_all)]
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, RepositoryError> {
         Ok(clients::Entity::find_by_id(client_id.to_owned())
             .one(&self.db)

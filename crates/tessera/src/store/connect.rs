@@ -45,6 +45,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+                // A commit that finds the write-ahead log past this many pages copies it into
+                // the database file itself, fsync included. SQLite's default, 1,000 pages
+                // (4 MiB), made every few dozen session starts pay for one, and copied the
+                // pages that every commit touches (the ends of the indexes) again each time:
+                // with 10,000, the background checkpoint (server/jobs.rs) does the copying,
+                // each page once a second, and commits seldom wait for it.
+                .pragma("wal_autocheckpoint", "10000")
+                // A log that grew past this is cut back to it once checkpointed.
+                .pragma("journal_size_limit", "67108864")
         });
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if !in_memory {

@@ -55,6 +55,7 @@ impl SessionRepository for Store {
     /// costs the same for one row as for a hundred, and on SQLite every write waits for the
     /// one before. The commit runs on a task of its own, so that a caller who goes away does
     /// not abort a batch holding other callers' sessions.
+    #[tracing::instrument(level = "debug", name = "db.start_session", skip_all)]
     async fn start_session(&self, new: NewSession) -> Result<bool, RepositoryError> {
         let (done, outcome) = oneshot::channel();
         self.session_queue.push(new, done);
@@ -69,6 +70,7 @@ impl SessionRepository for Store {
     }
 
     /// The session with this id, ended or not.
+    #[tracing::instrument(level = "debug", name = "db.find_session", skip_all)]
     async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, RepositoryError> {
         Ok(sessions::Entity::find_by_id(sid.to_owned())
             .one(&self.db)
@@ -77,6 +79,7 @@ impl SessionRepository for Store {
     }
 
     /// The refresh token with this hash, spent or not.
+    #[tracing::instrument(level = "debug", name = "db.find_refresh_token", skip_all)]
     async fn find_refresh_token(
         &self,
         token_hash: &str,
@@ -88,6 +91,7 @@ impl SessionRepository for Store {
     }
 
     /// Ends a session (once: a session already ended keeps its first end, and logs nothing).
+    #[tracing::instrument(level = "debug", name = "db.end_session", skip_all)]
     async fn end_session(
         &self,
         sid: &str,
@@ -112,6 +116,7 @@ impl SessionRepository for Store {
 
     /// Records an access token as revoked, in the revocation log. Revoking it again writes
     /// nothing.
+    #[tracing::instrument(level = "debug", name = "db.revoke_token", skip_all)]
     async fn revoke_token(
         &self,
         jti: &str,
@@ -126,6 +131,7 @@ impl SessionRepository for Store {
     /// Spends refresh token `old_hash` and stores its successor, atomically: only if the old
     /// token is unspent and unexpired and its session is live. Of any number of concurrent
     /// calls for one token, exactly one returns true.
+    #[tracing::instrument(level = "debug", name = "db.rotate_refresh_token", skip_all)]
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -160,6 +166,7 @@ impl SessionRepository for Store {
     /// Replaces the pair a spending issued (SPEC §2's reuse grace), atomically: the replaced
     /// refresh token is spent only if it was unspent and its session is live, which also makes
     /// concurrent reissues of one pair end with one winner.
+    #[tracing::instrument(level = "debug", name = "db.reissue_refresh_token", skip_all)]
     async fn reissue_refresh_token(
         &self,
         presented_hash: &str,

@@ -16,6 +16,7 @@ use crate::domain::{
 
 #[async_trait]
 impl ThrottleRepository for Store {
+    #[tracing::instrument(level = "debug", name = "db.read_counter", skip_all)]
     async fn read_counter(&self, key: &str) -> Result<Option<ThrottleCount>, RepositoryError> {
         Ok(login_throttles::Entity::find_by_id(key.to_owned())
             .one(&self.db)
@@ -30,6 +31,7 @@ impl ThrottleRepository for Store {
 
     /// Counts one attempt for `key`: starts a new window when the last one is over, and leaves
     /// a locked key's counter alone.
+    #[tracing::instrument(level = "debug", name = "db.count_attempt", skip_all)]
     async fn count_attempt(
         &self,
         key: &str,
@@ -75,6 +77,7 @@ impl ThrottleRepository for Store {
     }
 
     /// Locks `key` until `until`, unless another attempt locked it first.
+    #[tracing::instrument(level = "debug", name = "db.lock_key", skip_all)]
     async fn lock_key(&self, key: &str, now: i64, until: i64) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::update_many()
@@ -93,6 +96,7 @@ impl ThrottleRepository for Store {
     }
 
     /// Forgets a key's counter (a successful login).
+    #[tracing::instrument(level = "debug", name = "db.reset_key", skip_all)]
     async fn reset_key(&self, key: &str) -> Result<(), RepositoryError> {
         let _write = self.write_guard().await;
         login_throttles::Entity::delete_many()
@@ -104,6 +108,7 @@ impl ThrottleRepository for Store {
 
     /// Takes one counted attempt back (a success from a shared address), in the window it was
     /// counted in.
+    #[tracing::instrument(level = "debug", name = "db.uncount_attempt", skip_all)]
     async fn uncount_attempt(
         &self,
         key: &str,

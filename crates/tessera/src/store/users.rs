@@ -32,6 +32,7 @@ impl UserRepository for Store {
     }
 
     /// The user with this (normalised) username.
+    #[tracing::instrument(level = "debug", name = "db.find_user_by_username", skip_all)]
     async fn find_user_by_username(
         &self,
         username: &str,
@@ -45,6 +46,7 @@ impl UserRepository for Store {
 
     /// Replaces a password hash with a stronger one of the same password (no session ends).
     /// Only if the stored hash is still `old_hash`, so a concurrent password change wins.
+    #[tracing::instrument(level = "debug", name = "db.upgrade_password_hash", skip_all)]
     async fn upgrade_password_hash(
         &self,
         user_id: &str,

@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Statement};
 use tessera::{
     config::IntrospectionAuth,
     domain::repository::Cutoffs,
-    domain::{cleanup, clock::now_ms, policy::TokenPolicy, random::sha256_hex},
+    domain::{cleanup, clock::now_ms, policy::TokenPolicy, random::refresh_token_key},
     store::entity::{login_throttles, refresh_tokens, sessions},
 };
 use tonic_types::StatusExt;
@@ -195,7 +195,7 @@ async fn refresh_tokens_and_sessions_past_their_time_go_and_a_live_session_still
         .expect("the live session still refreshes");
     assert!(app.introspect(&third.access_token).await.active);
     // Spent tokens are kept until they expire: reuse detection needs them.
-    assert!(refresh_token_exists(&app, &sha256_hex(&first.refresh_token)).await);
+    assert!(refresh_token_exists(&app, &refresh_token_key(&first.refresh_token)).await);
 }
 
 #[tokio::test]

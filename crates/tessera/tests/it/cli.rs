@@ -347,6 +347,35 @@ async fn a_bad_configuration_prints_one_clear_line_and_exits_non_zero() {
         (
             &[
                 ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_GRPC_MAX_STREAMS_PER_CONNECTION", "0"),
+            ],
+            "TESSERA_GRPC_MAX_STREAMS_PER_CONNECTION",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_KEEPALIVE_INTERVAL", "often"),
+            ],
+            "TESSERA_KEEPALIVE_INTERVAL",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ],
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
                 ("TESSERA_CORS_ORIGINS", "app.example.com"),
             ],
             "TESSERA_CORS_ORIGINS",

@@ -27,12 +27,24 @@ pub struct ServeProcess {
     pub addr: String,
     /// The HTTP listener's address.
     pub http_addr: String,
+    /// The metrics listener's address.
+    pub metrics_addr: String,
     log_path: std::path::PathBuf,
 }
 
 impl ServeProcess {
     /// Starts `tessera serve` and reads the bound address from its own log line.
     pub fn start(db: &TestDb, master_key: &str, rust_log: &str) -> Self {
+        Self::start_with_env(db, master_key, rust_log, &[])
+    }
+
+    /// [`ServeProcess::start`] with more environment variables (OTEL_*, limits).
+    pub fn start_with_env(
+        db: &TestDb,
+        master_key: &str,
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::process::{Command, Stdio};
         let log_path = db
             .dir
@@ -52,10 +64,12 @@ impl ServeProcess {
         if !master_key.is_empty() {
             cmd.env("TESSERA_MASTER_KEY", master_key);
         }
+        cmd.envs(env.iter().copied());
         let mut server = Self {
             child: cmd.spawn().expect("spawn tessera"),
             addr: String::new(),
             http_addr: String::new(),
+            metrics_addr: String::new(),
             log_path,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -66,12 +80,14 @@ impl ServeProcess {
                 let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
                 Some(v["fields"]["addr"].as_str().expect("addr field").to_owned())
             };
-            if let (Some(addr), Some(http_addr)) = (
+            if let (Some(addr), Some(http_addr), Some(metrics_addr)) = (
                 addr_of("serving tessera.auth.v1.AuthService"),
                 addr_of("serving HTTP"),
+                addr_of("serving metrics"),
             ) {
                 server.addr = addr;
                 server.http_addr = http_addr;
+                server.metrics_addr = metrics_addr;
                 return server;
             }
             assert!(

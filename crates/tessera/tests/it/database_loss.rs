@@ -434,7 +434,7 @@ async fn lose_and_regain_the_database(
     for token in handed_out {
         let stored = app
             .store
-            .find_refresh_token(&tessera::domain::random::sha256_hex(&token))
+            .find_refresh_token(&tessera::domain::random::refresh_token_key(&token))
             .await
             .expect("query");
         assert!(

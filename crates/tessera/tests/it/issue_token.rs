@@ -32,7 +32,11 @@ async fn an_integration_client_gets_an_integ_token_with_a_refresh_token_and_a_se
     let app = TestApp::spawn().await;
     let (id, _secret, r) = app.integration_login().await;
     assert_eq!(r.scope, "integ");
-    assert_eq!(r.refresh_token.len(), 43, "256 random bits, URL-safe");
+    assert_eq!(
+        r.refresh_token.len(),
+        64,
+        "a time-ordered id and 256 random bits, URL-safe"
+    );
     let access = app.introspect(&r.access_token).await;
     assert!(access.active);
     assert_eq!(access.client_id, id);
@@ -56,7 +60,7 @@ async fn an_integration_client_gets_an_integ_token_with_a_refresh_token_and_a_se
 async fn refresh_tokens_are_stored_only_as_hashes() {
     let app = TestApp::spawn().await;
     let (_, _, r) = app.integration_login().await;
-    let hash = tessera::domain::random::sha256_hex(&r.refresh_token);
+    let hash = tessera::domain::random::refresh_token_key(&r.refresh_token);
     assert!(
         app.store
             .find_refresh_token(&hash)

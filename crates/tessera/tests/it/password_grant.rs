@@ -25,7 +25,7 @@ async fn a_user_logs_in_and_gets_a_user_token_with_a_refresh_token_and_a_session
         .await
         .expect("login");
     assert_eq!(r.scope, "user");
-    assert_eq!(r.refresh_token.len(), 43);
+    assert_eq!(r.refresh_token.len(), 64);
     let info = app.introspect(&r.access_token).await;
     assert!(info.active);
     assert_eq!(info.sub, user_id);

@@ -213,3 +213,81 @@ async fn a_revoked_session_cannot_be_refreshed() {
         .expect("revoke");
     assert_invalid_grant(app.refresh(&id, &secret, &first.refresh_token).await);
 }
+
+/// A session of an integration client as a release before time-ordered refresh tokens left it:
+/// its refresh token is 43 characters (256 random bits) stored under its SHA-256.
+async fn session_of_an_earlier_release(app: &TestApp, client_id: &str) -> String {
+    use tessera::domain::repository::{
+        NewSession, RefreshTokenRecord, SessionRecord, SessionRepository,
+    };
+    let token = tessera::domain::random::new_secret();
+    let now = tessera::domain::clock::now_ms();
+    let sid = uuid::Uuid::new_v4().to_string();
+    let started = app
+        .store
+        .start_session(NewSession {
+            session: SessionRecord {
+                sid: sid.clone(),
+                client_id: client_id.to_owned(),
+                user_id: None,
+                scope: "integ".into(),
+                created_at: now,
+                expires_at: now + 3_600_000,
+                ended_at: None,
+                end_reason: None,
+            },
+            refresh_token: RefreshTokenRecord {
+                token_hash: tessera::domain::random::sha256_hex(&token),
+                sid,
+                client_id: client_id.to_owned(),
+                created_at: now,
+                expires_at: now + 3_600_000,
+                spent_at: None,
+                successor_hash: None,
+                issued_with: None,
+                replaced_at: None,
+            },
+            user_version: None,
+        })
+        .await
+        .expect("query");
+    assert!(started);
+    token
+}
+
+#[tokio::test]
+async fn a_refresh_token_of_an_earlier_release_introspects_refreshes_once_and_is_then_spent() {
+    let app = TestApp::spawn().await;
+    let (client, secret) = app.integration_client().await;
+    let earlier = session_of_an_earlier_release(&app, &client).await;
+    assert_eq!(earlier.len(), 43);
+
+    let seen = app.introspect(&earlier).await;
+    assert!(seen.active);
+    assert_eq!(seen.token_type, pb::TokenType::RefreshToken as i32);
+
+    let next = app
+        .refresh(&client, &secret, &earlier)
+        .await
+        .expect("an earlier release's refresh token still refreshes");
+    assert_eq!(
+        next.refresh_token.len(),
+        64,
+        "its successor has today's shape"
+    );
+    assert!(app.introspect(&next.access_token).await.active);
+    assert_inactive(&app.introspect(&earlier).await);
+    assert!(app.introspect(&next.refresh_token).await.active);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_of_an_earlier_release_ends_its_session() {
+    let app = TestApp::spawn().await;
+    let (client, secret) = app.integration_client().await;
+    let earlier = session_of_an_earlier_release(&app, &client).await;
+    app.revoke(revoke_request(&client, &secret, &earlier))
+        .await
+        .expect("revoke");
+    assert_inactive(&app.introspect(&earlier).await);
+    assert_invalid_grant(app.refresh(&client, &secret, &earlier).await);
+}

@@ -8,7 +8,7 @@ use crate::domain::{
     DomainError,
     clock::ms,
     keyring::Verification,
-    random::{looks_like_secret, sha256_hex},
+    random::{looks_like_refresh_token, refresh_token_key},
     scope,
     token::{ACCESS_TOKEN_PREFIX, AccessClaims, Unverified},
 };
@@ -20,7 +20,7 @@ impl TokenService {
         if token.starts_with(ACCESS_TOKEN_PREFIX) {
             return self.introspect_access(token).await;
         }
-        if looks_like_secret(token) {
+        if looks_like_refresh_token(token) {
             return self.introspect_refresh(token).await;
         }
         Ok(None)
@@ -99,7 +99,11 @@ impl TokenService {
         token: &str,
     ) -> Result<Option<ActiveToken>, DomainError> {
         let now = self.clock.now_ms();
-        let Some(row) = self.repo.find_refresh_token(&sha256_hex(token)).await? else {
+        let Some(row) = self
+            .repo
+            .find_refresh_token(&refresh_token_key(token))
+            .await?
+        else {
             return Ok(None);
         };
         if row.spent_at.is_some() || row.expires_at <= now {

@@ -19,7 +19,7 @@ use super::{
     hashing::HashingPool,
     keyring::{KeyRing, PublishedKey},
     policy::TokenPolicy,
-    random::{new_secret, sha256_hex},
+    random::{new_refresh_token, refresh_token_key},
     repository::{
         NewSession, RefreshTokenRecord, RevocationEvent, RevocationKind, SessionRecord,
         SharedRepository, UserRecord,
@@ -294,9 +294,9 @@ impl TokenService {
         scope: &str,
         now: i64,
     ) -> Result<(String, String), DomainError> {
-        let sid = uuid::Uuid::new_v4().to_string();
+        let sid = uuid::Uuid::now_v7().to_string();
         let session_expires = now.saturating_add(ms(self.policy.session_max_ttl));
-        let refresh_token = new_secret();
+        let refresh_token = new_refresh_token();
         let started = self
             .repo
             .start_session(NewSession {
@@ -311,7 +311,7 @@ impl TokenService {
                     end_reason: None,
                 },
                 refresh_token: RefreshTokenRecord {
-                    token_hash: sha256_hex(&refresh_token),
+                    token_hash: refresh_token_key(&refresh_token),
                     sid: sid.clone(),
                     client_id: client_id.to_owned(),
                     created_at: now,

@@ -6,7 +6,7 @@ use super::TokenService;
 use crate::domain::{
     DomainError,
     clock::ms,
-    random::{looks_like_secret, sha256_hex},
+    random::{looks_like_refresh_token, refresh_token_key},
     repository::{RevocationEvent, RevocationKind},
     token::{ACCESS_TOKEN_PREFIX, AccessClaims},
 };
@@ -98,8 +98,12 @@ impl TokenService {
             }
             return Ok(());
         }
-        if looks_like_secret(token) {
-            let Some(row) = self.repo.find_refresh_token(&sha256_hex(token)).await? else {
+        if looks_like_refresh_token(token) {
+            let Some(row) = self
+                .repo
+                .find_refresh_token(&refresh_token_key(token))
+                .await?
+            else {
                 return Ok(());
             };
             let reachable = row.client_id == client_id

@@ -6,7 +6,7 @@ use crate::domain::{
     DomainError,
     client_auth::AuthenticatedClient,
     clock::ms,
-    random::{new_secret, sha256_hex},
+    random::{new_refresh_token, refresh_token_key},
     repository::{
         IssuedAccess, RefreshTokenRecord, Reissue, RevocationEvent, RevocationKind, SessionRecord,
     },
@@ -32,7 +32,7 @@ impl TokenService {
         presented: &str,
     ) -> Result<IssuedToken, DomainError> {
         let now = self.clock.now_ms();
-        let hash = sha256_hex(presented);
+        let hash = refresh_token_key(presented);
         let row = self.owned_refresh_token(client, &hash).await?;
         if row.spent_at.is_some() {
             return self.refresh_spent(client, requested_scope, &row, now).await;
@@ -182,9 +182,9 @@ impl TokenService {
         );
         // Access tokens never outlive their session, so introspection need not look it up.
         claims.expires_at = claims.expires_at.min(session.expires_at);
-        let refresh_token = new_secret();
+        let refresh_token = new_refresh_token();
         let row = RefreshTokenRecord {
-            token_hash: sha256_hex(&refresh_token),
+            token_hash: refresh_token_key(&refresh_token),
             sid: session.sid.clone(),
             client_id: client.client_id.clone(),
             created_at: now,
