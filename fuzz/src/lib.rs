@@ -86,6 +86,7 @@ impl Harness {
             max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
             trusted_proxies: Vec::new(),
             limits: Default::default(),
+            tls: None,
             // The harness keeps its fixtures for the whole run.
             cleanup_interval: Duration::ZERO,
         };

@@ -66,6 +66,7 @@ impl Server {
             // attack scenarios give the real users and the attacker addresses of their own).
             trusted_proxies: vec!["127.0.0.1/32".parse()?],
             limits: Default::default(),
+            tls: None,
             cleanup_interval: if args.soak.is_some() {
                 soak::CLEANUP_INTERVAL
             } else {

@@ -67,6 +67,7 @@ pub fn test_config(db: &TestDb) -> Config {
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         trusted_proxies: Vec::new(),
         limits: Default::default(),
+        tls: None,
         cleanup_interval: tessera::domain::cleanup::DEFAULT_INTERVAL,
     }
 }

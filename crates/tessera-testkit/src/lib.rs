@@ -8,6 +8,7 @@ mod database;
 mod fixtures;
 mod requests;
 mod status;
+pub mod tls;
 
 pub use app::{TestApp, test_config};
 pub use database::TestDb;

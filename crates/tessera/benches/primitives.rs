@@ -70,6 +70,7 @@ fn service(rt: &tokio::runtime::Runtime) -> Arc<TokenService> {
         max_watch_streams: tessera::grpc::watch::DEFAULT_MAX_STREAMS,
         trusted_proxies: Vec::new(),
         limits: Default::default(),
+        tls: None,
         cleanup_interval: Duration::ZERO,
     };
     rt.block_on(build_token_service(&config, SystemClock::shared()))

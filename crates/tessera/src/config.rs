@@ -1,4 +1,6 @@
 //! Typed settings from flags and TESSERA_* variables. A bad value becomes one clear line.
+pub mod tls;
+
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
@@ -6,6 +8,7 @@ use secrecy::SecretString;
 
 use crate::domain::{hashing::HashCost, policy::TokenPolicy};
 use crate::store::Backend;
+pub use tls::{TlsArgs, TlsFiles};
 
 /// The default embedded database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera.db?mode=rwc";
@@ -232,7 +235,8 @@ pub struct ServeArgs {
     pub refresh_reuse_grace: String,
     #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "5s")]
     pub clock_leeway: String,
-    /// `bearer` (callers present an integ access token) or `none`.
+    /// `bearer` (callers present an integ access token), `mtls` (a client certificate from
+    /// TESSERA_TLS_CLIENT_CA is enough on the gRPC port, a bearer otherwise) or `none`.
     #[arg(long, env = "TESSERA_INTROSPECTION_AUTH", default_value = "bearer")]
     pub introspection_auth: String,
     /// How often expired rows are deleted (plus up to a tenth more, at random); 0s: never.
@@ -247,6 +251,8 @@ pub struct ServeArgs {
     pub trusted_proxies: String,
     #[command(flatten)]
     pub limits: crate::server::limits::LimitArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Who may call IntrospectToken.
@@ -256,6 +262,9 @@ pub enum IntrospectionAuth {
     Bearer,
     /// Anyone who can reach the port.
     None,
+    /// On the gRPC port, callers with a verified client certificate (TESSERA_TLS_CLIENT_CA);
+    /// others present a bearer as with [`IntrospectionAuth::Bearer`].
+    Mtls,
 }
 
 /// The browser origins that may call Tessera (CORS, SPEC §8). Credentials (cookies, HTTP
@@ -335,6 +344,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Connection limits on both listeners.
     pub limits: crate::server::limits::Limits,
+    /// TLS on every listener, unless `None` (plaintext).
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Config {
@@ -356,6 +367,7 @@ impl std::fmt::Debug for Config {
             .field("max_watch_streams", &self.max_watch_streams)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -370,7 +382,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(name: &'static str, value: &str, expected: impl Into<String>) -> Self {
+    pub(crate) fn new(name: &'static str, value: &str, expected: impl Into<String>) -> Self {
         Self {
             name,
             value: value.to_owned(),
@@ -417,14 +429,17 @@ impl Config {
         let introspection_auth = match args.introspection_auth.as_str() {
             "bearer" => IntrospectionAuth::Bearer,
             "none" => IntrospectionAuth::None,
+            "mtls" => IntrospectionAuth::Mtls,
             other => {
                 return Err(ConfigError::new(
                     "TESSERA_INTROSPECTION_AUTH",
                     other,
-                    "expected bearer or none",
+                    "expected bearer, mtls or none",
                 ));
             }
         };
+        let tls = args.tls.files()?;
+        check_mtls_introspection(introspection_auth, tls.as_ref())?;
         let issuer = args.issuer.trim();
         if issuer.is_empty() || issuer.len() > 200 {
             return Err(ConfigError::new(
@@ -466,8 +481,25 @@ impl Config {
             })?,
             trusted_proxies: trusted_proxies(&args.trusted_proxies)?,
             limits: args.limits.limits()?,
+            tls,
         })
     }
+}
+
+/// `TESSERA_INTROSPECTION_AUTH=mtls` needs client certificates to check.
+pub fn check_mtls_introspection(
+    auth: IntrospectionAuth,
+    tls: Option<&TlsFiles>,
+) -> Result<(), ConfigError> {
+    if auth == IntrospectionAuth::Mtls && tls.is_none_or(|tls| tls.client_ca.is_none()) {
+        return Err(ConfigError::new(
+            "TESSERA_INTROSPECTION_AUTH",
+            "mtls",
+            "mtls needs client certificates: set TESSERA_TLS_CERT, TESSERA_TLS_KEY and \
+             TESSERA_TLS_CLIENT_CA, or use bearer",
+        ));
+    }
+    Ok(())
 }
 
 /// `10.0.0.0/8, 192.0.2.7, 2001:db8::/32`: networks, or addresses standing for themselves.
@@ -642,6 +674,7 @@ mod tests {
             max_watch_streams: 1,
             trusted_proxies: Vec::new(),
             limits: Default::default(),
+            tls: None,
         };
         let args = MasterKeyArgs {
             master_key: Some("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=".into()),

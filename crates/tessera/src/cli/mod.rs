@@ -40,14 +40,7 @@ pub enum Command {
     #[command(subcommand)]
     Client(client::ClientCommand),
     /// Check a running server's health (exit 0 only when it is SERVING).
-    Health {
-        /// Address of the server.
-        #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
-        addr: String,
-        /// Service name to ask about ("" is the whole server).
-        #[arg(long, default_value = "")]
-        service: String,
-    },
+    Health(health::HealthArgs),
     /// Manage end users (passwords are read from stdin, never from arguments).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -64,7 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&cli.database, cmd).await,
         Command::User(cmd) => user::run(&cli.database, &cli.hashing, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.database, cmd).await,
-        Command::Health { addr, service } => health::check(&addr, &service).await,
+        Command::Health(args) => health::check(&args).await,
     }
 }
 

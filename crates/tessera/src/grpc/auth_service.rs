@@ -49,11 +49,14 @@ impl AuthServiceImpl {
     }
 
     /// Checks an IntrospectToken or WatchRevocations caller; returns its client_id (empty
-    /// when callers are not checked).
+    /// when callers are not checked, or were by their client certificate).
     async fn authorize_caller<T>(&self, req: &Request<T>) -> Result<String, DomainError> {
         match self.introspection_auth {
             IntrospectionAuth::None => Ok(String::new()),
-            IntrospectionAuth::Bearer => {
+            IntrospectionAuth::Mtls if request::client_certificate_verified(req) => {
+                Ok(String::new())
+            }
+            IntrospectionAuth::Bearer | IntrospectionAuth::Mtls => {
                 if bearer(req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
                     Err(DomainError::CallerNotAllowed)
                 } else {

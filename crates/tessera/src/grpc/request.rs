@@ -70,3 +70,9 @@ pub fn revoke_request(req: &pb::RevokeTokenRequest) -> Result<(), DomainError> {
 pub fn revoke_secret(req: &mut pb::RevokeTokenRequest) -> Option<SecretString> {
     shape::secret(std::mem::take(&mut req.client_secret))
 }
+
+/// Whether the caller's connection presented a client certificate that the client CA
+/// verified (the gRPC listener refuses any other at the handshake).
+pub fn client_certificate_verified<T>(req: &tonic::Request<T>) -> bool {
+    req.peer_certs().is_some_and(|chain| !chain.is_empty())
+}

@@ -27,7 +27,8 @@ pub async fn introspect(State(state): State<HttpState>, request: Request) -> Res
         let work = async {
             let caller = match state.introspection_auth {
                 IntrospectionAuth::None => String::new(),
-                IntrospectionAuth::Bearer => {
+                // The HTTP listener does not take a client certificate for a credential.
+                IntrospectionAuth::Bearer | IntrospectionAuth::Mtls => {
                     let bearer = bearer(&parts.headers);
                     if bearer.is_some_and(|t| t.len() > crate::edge::shape::MAX_TOKEN_LEN) {
                         return Err(DomainError::CallerNotAllowed.into());

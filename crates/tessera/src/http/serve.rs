@@ -3,8 +3,17 @@
 //! `axum::serve` leaves unset: how long a connection may take to show its protocol and a
 //! request its headers, how many streams an HTTP/2 connection may hold, keepalive pings that
 //! find dead peers, a maximum age, and a bound on connections open at once. On stop, listening
-//! ends and every connection finishes its requests in flight, then closes.
-use std::{future::Future, net::SocketAddr, time::Duration};
+//! ends and every connection finishes its requests in flight, then closes. With TLS, each
+//! connection's handshake and first bytes are under the same time limit (the metrics listener
+//! is served here too).
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::body::Incoming;
@@ -13,8 +22,13 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::watch,
+};
 
+use crate::edge::tls::{self, Listener, Tls};
 use crate::server::limits::Limits;
 
 /// The HTTP/2 connection preface: a connection whose first bytes are a prefix of it has not
@@ -27,11 +41,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The header timeout also bounds how long a new connection may take to show which protocol
 /// it speaks (its first bytes): hyper waits for them without a timer of its own. At the maximum
 /// age a connection finishes its requests in flight and closes (an idle HTTP/2 connection that
-/// answers pings would otherwise live for ever); clients reconnect.
+/// answers pings would otherwise live for ever); clients reconnect. With `tls`, connections
+/// speak TLS only, with that listener's rule for client certificates, and the handshake and
+/// the first bytes share the header timeout.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &Limits,
+    tls: Option<(Arc<Tls>, Listener)>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let first_bytes_timeout = limits.http_header_timeout;
@@ -75,21 +92,32 @@ pub async fn serve(
             peer,
         });
         let builder = builder.clone();
-        let mut stop_rx = stopped.clone();
+        let stop_rx = stopped.clone();
+        let acceptor = tls.as_ref().map(|(tls, listener)| tls.acceptor(*listener));
         tokio::spawn(async move {
             let _place = place;
-            if !protocol_shown(&tcp, first_bytes_timeout).await {
+            let Some(acceptor) = acceptor else {
+                if protocol_shown(&tcp, first_bytes_timeout).await {
+                    serve_connection(&builder, tcp, service, stop_rx, max_connection_age).await;
+                }
                 return;
+            };
+            let shown = tokio::time::timeout(first_bytes_timeout, async {
+                let tls = tls::handshake(acceptor, tcp).await?;
+                first_bytes(tls).await
+            });
+            match shown.await {
+                Ok(Ok(Some(tls))) => {
+                    serve_connection(&builder, tls, service, stop_rx, max_connection_age).await;
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %peer, error = %err, "HTTP listener: TLS handshake failed");
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "HTTP listener: no request within the time allowed");
+                }
             }
-            let connection = builder.serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stop_rx.changed() => {}
-                () = tokio::time::sleep(max_connection_age) => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
         });
     }
     drop(listener);
@@ -97,6 +125,102 @@ pub async fn serve(
     drop(stopped);
     stopping.closed().await;
     Ok(())
+}
+
+/// Serves one connection until it ends, the server stops or it reaches its maximum age.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<ConnectInfoService>,
+    mut stop_rx: watch::Receiver<bool>,
+    max_connection_age: Duration,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stop_rx.changed() => {}
+        () = tokio::time::sleep(max_connection_age) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// Reads a TLS connection's first bytes, as [`protocol_shown`] peeks at a plain one (TLS
+/// allows no peeking): until they tell HTTP/1 from HTTP/2. `None`: the client closed first.
+/// The bytes read are handed to hyper again, in front of the rest.
+async fn first_bytes<I: AsyncRead + Unpin>(mut io: I) -> std::io::Result<Option<Prefixed<I>>> {
+    let mut seen = Vec::with_capacity(H2_PREFACE.len());
+    while seen.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&seen) {
+        let mut buf = [0u8; 24];
+        let n = io.read(&mut buf[..H2_PREFACE.len() - seen.len()]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(Prefixed {
+        prefix: seen,
+        read: 0,
+        io,
+    }))
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+struct Prefixed<I> {
+    prefix: Vec<u8>,
+    read: usize,
+    io: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.read < this.prefix.len() {
+            let rest = &this.prefix[this.read..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Whether the connection's first bytes arrive within `timeout` and tell HTTP/1

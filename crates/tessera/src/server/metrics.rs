@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::domain::service::TokenService;
+use crate::edge::tls::{Listener, Tls};
 
 /// Latency buckets, in seconds, for the handling-time histograms.
 const BUCKETS: [f64; 14] = [
@@ -77,10 +78,13 @@ struct Scrape {
     process: Arc<metrics_process::Collector>,
 }
 
-/// Serves `GET /metrics` on `listener` until `stop`.
+/// Serves `GET /metrics` on `listener` until `stop`, over TLS with `tls` (a client certificate
+/// required when there is a client CA), with the HTTP listener's connection `limits`.
 pub async fn serve(
     listener: TcpListener,
     tokens: Arc<TokenService>,
+    limits: &crate::server::limits::Limits,
+    tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Some(handle) = recorder() else {
@@ -95,9 +99,8 @@ pub async fn serve(
             tokens,
             process: Arc::new(process),
         });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await?;
+    let tls = tls.map(|tls| (tls, Listener::Metrics));
+    crate::http::serve(listener, router, limits, tls, stop).await?;
     Ok(())
 }
 

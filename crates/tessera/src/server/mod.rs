@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, check_mtls_introspection, redact_url};
+use crate::edge::tls::{self, Listener, Tls};
 pub use master_key_file::{dev_master_key_path, resolve_master_key};
 
 use crate::domain::{
@@ -51,6 +52,8 @@ pub struct Application {
     store: Store,
     tokens: Arc<TokenService>,
     config: Config,
+    /// TLS on every listener, unless plaintext.
+    tls: Option<Arc<Tls>>,
 }
 
 impl Application {
@@ -61,6 +64,9 @@ impl Application {
 
     /// [`Application::build`] on a clock of the caller's (a test's manual clock).
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        // The files are checked first: a bad one is named before anything else happens.
+        check_mtls_introspection(config.introspection_auth, config.tls.as_ref())?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
         let (store, tokens) = build_token_service(&config, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -96,6 +102,7 @@ impl Application {
             store,
             tokens,
             config,
+            tls,
         })
     }
 
@@ -144,6 +151,11 @@ impl Application {
         ));
         let jobs_to_stop = jobs.clone();
         let tokens_to_stop = self.tokens.clone();
+        // Ends with this function (the guard aborts it).
+        let _tls_follower = self
+            .tls
+            .clone()
+            .map(|tls| AbortOnDrop(tokio::spawn(tls.follow())));
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -165,7 +177,8 @@ impl Application {
         let http = self.http_listener.map(|(listener, addr)| {
             let router = http::router(http_state.clone(), &self.config.cors_origins);
             tracing::info!(addr = %addr, "serving HTTP (/v1/auth/token, /v1/auth/revoke, /v1/auth/introspect, /v1/auth/keys)");
-            http::serve(listener, router, &self.config.limits, async move {
+            let tls = self.tls.clone().map(|tls| (tls, Listener::Http));
+            http::serve(listener, router, &self.config.limits, tls, async move {
                 let _ = http_stop_rx.await;
             })
         });
@@ -173,9 +186,15 @@ impl Application {
         let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let metrics_serving = self.metrics_listener.map(|(listener, addr)| {
             tracing::info!(addr = %addr, "serving metrics (/metrics)");
-            metrics::serve(listener, self.tokens.clone(), async move {
-                let _ = metrics_stop_rx.await;
-            })
+            metrics::serve(
+                listener,
+                self.tokens.clone(),
+                &self.config.limits,
+                self.tls.clone(),
+                async move {
+                    let _ = metrics_stop_rx.await;
+                },
+            )
         });
 
         let limits = &self.config.limits;
@@ -183,7 +202,7 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(limits.tcp_keepalive);
-        tracing::info!(addr = %self.local_addr, "serving tessera.auth.v1.AuthService");
+        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), "serving tessera.auth.v1.AuthService");
         let mut shutdown_reporter = reporter.clone();
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         // gRPC-Web (for browsers) beside gRPC on the same port, under the CORS rule both
@@ -207,24 +226,32 @@ impl Application {
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES))
-            .serve_with_incoming_shutdown(incoming, async move {
-                stop.await;
-                http_state.stop();
-                let _ = http_stop_tx.send(());
-                let _ = metrics_stop_tx.send(());
-                jobs_to_stop.signal_stop();
-                // WatchRevocations streams end at once: their callers reconnect elsewhere.
-                tokens_to_stop.revocations().close_streams();
-                report(&shutdown_reporter, ServingStatus::NotServing).await;
-                // Health watchers get NOT_SERVING, then the end of their stream: an open
-                // Watch must not hold the drain up.
-                for name in ["", AUTH_SERVICE_NAME] {
-                    shutdown_reporter.clear_service_status(name).await;
-                }
-                let _ = draining_tx.send(());
-                tracing::info!("shutting down: draining in-flight calls");
-            });
+            .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST_BYTES));
+        let shutdown = async move {
+            stop.await;
+            http_state.stop();
+            let _ = http_stop_tx.send(());
+            let _ = metrics_stop_tx.send(());
+            jobs_to_stop.signal_stop();
+            // WatchRevocations streams end at once: their callers reconnect elsewhere.
+            tokens_to_stop.revocations().close_streams();
+            report(&shutdown_reporter, ServingStatus::NotServing).await;
+            // Health watchers get NOT_SERVING, then the end of their stream: an open
+            // Watch must not hold the drain up.
+            for name in ["", AUTH_SERVICE_NAME] {
+                shutdown_reporter.clear_service_status(name).await;
+            }
+            let _ = draining_tx.send(());
+            tracing::info!("shutting down: draining in-flight calls");
+        };
+        let serve: std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+        > = match &self.tls {
+            Some(tls) => Box::pin(
+                serve.serve_with_incoming_shutdown(tls::incoming(incoming, tls.clone()), shutdown),
+            ),
+            None => Box::pin(serve.serve_with_incoming_shutdown(incoming, shutdown)),
+        };
         let drain_deadline = async {
             if draining_rx.await.is_ok() {
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -326,6 +353,15 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .include_reflection_service(false)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn shutdown_signal() {

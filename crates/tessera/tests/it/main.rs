@@ -20,6 +20,7 @@ mod restarts;
 mod revocation;
 mod scale_out;
 mod throttling;
+mod tls;
 mod token_exchange;
 mod traces;
 mod watch_revocations;
