@@ -47,7 +47,7 @@ for n in "$rounds" "$duration" "$warmup"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "side-by-side: rounds and seconds must be whole numbers above 0, not '$n'" >&2; exit 2; }
 done
 
-for tool in h2load curl python3 node npm; do
+for tool in cargo h2load curl python3 node npm; do
     command -v "$tool" >/dev/null || { echo "side-by-side: $tool not found" >&2; exit 2; }
 done
 cargo build --release --quiet --bin tessera
@@ -122,7 +122,7 @@ open(f"{tmp}/peer-cc.form", "w").write("grant_type=client_credentials&scope=api"
 PY
 
 # A fresh hot token for each server before each introspection job: tokens live 10 minutes, and
-# the peer's store keeps only its last 1000 tokens (its cc runs issue far more).
+# the peer's store keeps only its last 1000 entries (its cc runs issue far more).
 fresh_tokens() {
     local bearer hot peer_hot
     bearer="$(curl -fsS "http://$http_addr/v1/auth/token" -H "$integ_auth" -d grant_type=client_credentials | json_get 'd["access_token"]')"

@@ -1,6 +1,6 @@
 // The peer of scripts/side-by-side.sh: oidc-provider with one client_credentials client and
 // RFC 7662 introspection, on 127.0.0.1:PEER_PORT. Its store is the built-in development adapter
-// (in memory, the last 1000 tokens; no durability), which is what it warns about at start.
+// (in memory, the last 1000 entries; no durability), which is what it warns about at start.
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PEER_PORT);
