@@ -20,22 +20,34 @@ const INDEXES: [(&str, &str, &str); 2] = [
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for (full, partial, column) in INDEXES {
+        // Both new indexes first, both drops last: on PostgreSQL a DROP INDEX locks the table
+        // until the migration's transaction commits, which must not wait for an index build.
+        // IF [NOT] EXISTS: SQLite runs this outside a transaction, and a start cut short
+        // half-way must be able to run it again.
+        for (_, partial, column) in INDEXES {
             db.execute_unprepared(&format!(
-                "CREATE INDEX {partial} ON sessions ({column}) WHERE {column} IS NOT NULL"
+                "CREATE INDEX IF NOT EXISTS {partial} ON sessions ({column}) \
+                 WHERE {column} IS NOT NULL"
             ))
             .await?;
-            db.execute_unprepared(&format!("DROP INDEX {full}")).await?;
+        }
+        for (full, _, _) in INDEXES {
+            db.execute_unprepared(&format!("DROP INDEX IF EXISTS {full}"))
+                .await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for (full, partial, column) in INDEXES {
-            db.execute_unprepared(&format!("CREATE INDEX {full} ON sessions ({column})"))
-                .await?;
-            db.execute_unprepared(&format!("DROP INDEX {partial}"))
+        for (full, _, column) in INDEXES {
+            db.execute_unprepared(&format!(
+                "CREATE INDEX IF NOT EXISTS {full} ON sessions ({column})"
+            ))
+            .await?;
+        }
+        for (_, partial, _) in INDEXES {
+            db.execute_unprepared(&format!("DROP INDEX IF EXISTS {partial}"))
                 .await?;
         }
         Ok(())

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use sea_orm::DbErr;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::StoreError;
 
@@ -52,7 +53,9 @@ where
         let (answer, outcome) = oneshot::channel();
         self.pending.lock().push((item, answer));
         let queue = self.clone();
-        tokio::spawn(async move { queue.commit_queued(commit).await });
+        tokio::spawn(
+            async move { queue.commit_queued(commit).await }.instrument(tracing::Span::current()),
+        );
         outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(DbErr::Custom(
                 "the batch was abandoned".to_owned(),
@@ -91,7 +94,8 @@ where
         let mut pending = self.pending.lock();
         // A caller that went away holds nothing of what its write would make (a session's
         // refresh token, a rotation's successor): writing it would only cost time that waiting
-        // callers need.
+        // callers need. (Token calls run to completion once started, so this is rare: a call
+        // dropped before the edge detached it.)
         pending.retain(|(_, answer)| !answer.is_closed());
         let first = self.batch.min(pending.len());
         let rest = pending.split_off(first);

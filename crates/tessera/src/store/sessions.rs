@@ -109,7 +109,8 @@ impl SessionRepository for Store {
     /// token is unspent and unexpired and its session is live. Of any number of concurrent
     /// calls for one token, exactly one returns true.
     ///
-    /// Refreshes made at the same moment share one transaction (group commit).
+    /// On SQLite, which writes one transaction at a time, refreshes made at the same moment
+    /// share one (group commit).
     #[tracing::instrument(level = "debug", name = "db.rotate_refresh_token", skip_all)]
     async fn rotate_refresh_token(
         &self,
@@ -117,12 +118,20 @@ impl SessionRepository for Store {
         successor: RefreshTokenRecord,
         now: i64,
     ) -> Result<bool, RepositoryError> {
-        let store = self.clone();
         let rotation = Rotation {
             old_hash: old_hash.to_owned(),
             successor,
             now,
         };
+        if self.sqlite_writer.is_none() {
+            // PostgreSQL takes concurrent writers: a rotation in a transaction of its own holds
+            // its one row lock for one round trip, where a batch would hold every lock until
+            // its last UPDATE (and a refresh of the same token on another instance would wait
+            // for all of them).
+            let rotated = self.rotate_refresh_tokens(vec![rotation]).await?;
+            return Ok(rotated.first().copied().unwrap_or(false));
+        }
+        let store = self.clone();
         Ok(self
             .rotation_queue
             .submit(rotation, move |batch| async move {

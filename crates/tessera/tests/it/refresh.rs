@@ -278,6 +278,8 @@ async fn a_refresh_token_of_an_earlier_release_introspects_refreshes_once_and_is
     assert!(app.introspect(&next.access_token).await.active);
     assert_inactive(&app.introspect(&earlier).await);
     assert!(app.introspect(&next.refresh_token).await.active);
+    // Spent: presented again (at once, so as a concurrent refresh would), it is refused.
+    assert_invalid_grant(app.refresh(&client, &secret, &earlier).await);
 }
 
 #[tokio::test]
