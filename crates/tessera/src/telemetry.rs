@@ -111,12 +111,23 @@ pub fn init(format: LogFormat, default_level: &str, otlp: bool) -> Result<Teleme
             .with_target(false)
             .with_filter(targets)
     });
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(logs)
         .with(spans)
         .try_init();
+    if let Err(err) = installed {
+        // Only a second call in one process gets here (a global subscriber is set once): the
+        // first one keeps logging, and this one's exporter would never see a span. Said, not
+        // fatal: the logs still flow.
+        eprintln!("tessera: logging was already set up; keeping it ({err})");
+        if let Some(provider) = provider {
+            let _ = provider.shutdown();
+        }
+        return Ok(Telemetry { provider: None });
+    }
     if provider.is_some() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        // Already set only by an earlier call, which set it the same way.
         let _ = EXPORTING.set(());
     }
     Ok(Telemetry { provider })
@@ -308,10 +319,18 @@ fn exporter_tls(env: Env<'_>) -> Result<ExporterTls, ConfigError> {
     })
 }
 
-/// The remote parent a request names in its W3C `traceparent` (and `tracestate`) headers, for
-/// a span of ours to continue; an absent or invalid `traceparent` gives an empty context (the
-/// span starts a trace of its own).
-pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
+/// Places a request's `span` in the caller's trace, as its W3C `traceparent` (and
+/// `tracestate`) headers name it, if the caller is `trusted` (a proxy of
+/// `TESSERA_TRUSTED_PROXIES`, see [`crate::edge::address::trusted_peer`]). Anyone else's
+/// context would decide for us: its sampled flag whether the call is recorded (`-00` hides a
+/// credential-stuffing run from traces; `-01` forces export past a ratio sampler), its trace
+/// id which trace our spans land in (someone else's). So an untrusted caller's call starts a
+/// trace of its own, sampled by our sampler alone, with a link to the caller's span (its
+/// trace and span ids only: its flags and `tracestate` are dropped), so that the caller can
+/// still find it. An absent or invalid `traceparent` leaves the span a root without a link.
+pub fn place_in_callers_trace(span: &tracing::Span, headers: &http::HeaderMap, trusted: bool) {
+    use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     struct Headers<'a>(&'a http::HeaderMap);
     impl opentelemetry::propagation::Extractor for Headers<'_> {
         fn get(&self, key: &str) -> Option<&str> {
@@ -321,9 +340,28 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
             self.0.keys().map(http::HeaderName::as_str).collect()
         }
     }
-    opentelemetry::global::get_text_map_propagator(|propagator| {
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&Headers(headers))
-    })
+    });
+    let remote = context.span().span_context().clone();
+    if !remote.is_valid() {
+        return;
+    }
+    if trusted {
+        // Fails only when the span is not exported (it always is where this is called).
+        let _ = span.set_parent(context);
+    } else {
+        span.add_link(SpanContext::new(
+            remote.trace_id(),
+            remote.span_id(),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -358,8 +396,7 @@ mod tests {
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "ftp://user:s3cret-token@collector:4317",
         )])
-        .err()
-        .expect("not http or https");
+        .expect_err("not http or https");
         assert_eq!(err.name, "OTEL_EXPORTER_OTLP_ENDPOINT");
         assert!(!err.to_string().contains("s3cret-token"), "{err}");
         assert!(err.to_string().contains("user:***@collector"), "{err}");
@@ -387,7 +424,7 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_CLIENT_KEY",
             ),
         ] {
-            let err = exporter_with(vars).err().expect(name);
+            let err = exporter_with(vars).expect_err(name);
             assert_eq!(err.name, name, "{err}");
         }
     }

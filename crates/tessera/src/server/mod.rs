@@ -203,7 +203,9 @@ impl Application {
             .layer(http::cors_layer(&self.config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             // Every call's series and span, health and reflection included.
-            .layer(crate::grpc::observe::ObserveLayer)
+            .layer(crate::grpc::observe::ObserveLayer::new(
+                &self.config.trusted_proxies,
+            ))
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))
