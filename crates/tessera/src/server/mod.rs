@@ -190,10 +190,10 @@ impl Application {
         // listeners share; gRPC-Web over HTTP/1.1 needs HTTP/1 accepted.
         let serve = Server::builder()
             .timeout(Duration::from_secs(30))
-            // Limits a hostile client cannot get around: streams (so calls) in flight on one
-            // connection (HTTP/1.1, for gRPC-Web, carries one at a time), pings that find dead
-            // peers, and an age after which a connection finishes its calls and closes
-            // (WatchRevocations readers reconnect and resume).
+            // Limits on each connection: streams (so calls) in flight on it (HTTP/1.1, for
+            // gRPC-Web, carries one at a time), pings that find dead peers, and an age after
+            // which it finishes its calls and closes (WatchRevocations readers reconnect and
+            // resume). Not yet: a cap on connections, a timeout for a new one's first bytes.
             .max_concurrent_streams(limits.grpc_max_streams_per_connection)
             .http2_keepalive_interval(Some(limits.keepalive_interval))
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
