@@ -554,7 +554,7 @@ pub fn redact_url(text: &str) -> String {
     const SECRET_PARAMS: [&str; 3] = ["password", "sslpassword", "sslkey"];
     let Ok(mut url) = url::Url::parse(text) else {
         // Not a URL we can take apart: show nothing of it rather than risk a password.
-        return "<a database URL that does not parse>".to_owned();
+        return "<a URL that does not parse>".to_owned();
     };
     if url.scheme() != "sqlite" && (url.cannot_be_a_base() || !url.has_host()) {
         // `postgres:u:pw@h/db` and the like parse as a path: a password may be anywhere in it.

@@ -16,12 +16,21 @@ pub fn end_user_address(
 ) -> Option<String> {
     let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if is_trusted(&peer)
+    if trusted_peer(Some(peer), trusted)
         && let Some(client) = forwarded_client(headers, is_trusted)
     {
         return Some(client);
     }
     Some(throttle_key(peer))
+}
+
+/// Whether the TCP peer is one of the `trusted` proxies (`TESSERA_TRUSTED_PROXIES`): then its
+/// `x-forwarded-for` is believed, and its W3C trace context adopted.
+pub fn trusted_peer(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
+    peer.is_some_and(|peer| {
+        let peer = peer.to_canonical();
+        trusted.iter().any(|net| net.contains(&peer))
+    })
 }
 
 /// The end user behind trusted proxies: read right to left (the proxies appended their

@@ -1,7 +1,10 @@
 //! The gRPC port's view of every call, whatever its service (AuthService, health, reflection):
 //! the grpc-ecosystem series (`grpc_server_started_total`, `grpc_server_handled_total`,
-//! `grpc_server_handling_seconds`), and, when spans are exported, the call's span, a child of
-//! the caller's W3C `traceparent`. A call is handled when its `grpc-status` is known: in the
+//! `grpc_server_handling_seconds`), and, when spans are exported, the call's span: in the
+//! caller's trace (W3C `traceparent`) when the caller is a trusted proxy, else a trace of its
+//! own linked to the caller's (see [`telemetry::place_in_callers_trace`]). The span is entered
+//! while the call's handler runs and while its response body (a stream's messages) is polled,
+//! so that work done then is under it. A call is handled when its `grpc-status` is known: in the
 //! response's headers (an error at once) or its trailers (the end of its messages: for a
 //! stream, its end); a call whose caller left first is `Canceled`.
 //!
@@ -9,7 +12,9 @@
 //! `unknown`, so that no caller can make a label of its own (or put a secret in one).
 use std::{
     future::Future,
+    net::IpAddr,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -18,11 +23,11 @@ use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower_service::Service;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry;
+use crate::{edge::address::trusted_peer, telemetry};
 
 /// One method: its service, its name, its kind (as the grpc-ecosystem `grpc_type` label says),
 /// and its full name (a span's name).
@@ -79,20 +84,62 @@ fn method_of(path: &str) -> &'static Method {
 
 /// The layer, innermost on the gRPC server (under gRPC-Web's translation: browsers' calls are
 /// counted as the calls they are).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
+#[derive(Clone, Debug)]
+pub struct ObserveLayer {
+    trusted: Arc<[ipnet::IpNet]>,
+    spans: bool,
+}
+
+impl ObserveLayer {
+    /// The layer; `trusted` are the proxies whose trace context is adopted
+    /// (`TESSERA_TRUSTED_PROXIES`). Spans are made when this process exports them.
+    pub fn new(trusted: &[ipnet::IpNet]) -> Self {
+        Self {
+            trusted: Arc::from(trusted),
+            spans: telemetry::exporting(),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe {
+            inner,
+            trusted: self.trusted.clone(),
+            spans: self.spans,
+        }
     }
 }
 
+/// The gRPC service `S` with every call counted (and, when spans are exported, traced): its
+/// response body records the call as handled when its status passes.
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
+    trusted: Arc<[ipnet::IpNet]>,
+    /// Whether each call gets a span (spans are exported).
+    spans: bool,
+}
+
+impl<S> Observe<S> {
+    /// Whether the caller's trace context is adopted: its TCP peer is a trusted proxy. (With
+    /// mTLS, a client certificate the client CA verified could be a ground for trust too:
+    /// `TlsConnectInfo::peer_certs`, here, is where to read it.)
+    fn caller_trusted<B>(&self, request: &Request<B>) -> bool {
+        let extensions = request.extensions();
+        let peer: Option<IpAddr> = extensions
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .or_else(|| {
+                extensions
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .and_then(|info| info.get_ref().remote_addr())
+            })
+            .map(|addr| addr.ip());
+        trusted_peer(peer, &self.trusted)
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
@@ -118,9 +165,10 @@ where
             ("grpc_type", method.kind),
         ];
         metrics::counter!("grpc_server_started_total", &labels).increment(1);
-        let span = telemetry::exporting().then(|| {
+        let span = self.spans.then(|| {
             let span = tracing::info_span!(
                 target: telemetry::OTEL_TARGET,
+                parent: None,
                 "grpc",
                 otel.name = method.full,
                 otel.kind = "server",
@@ -130,8 +178,8 @@ where
                 rpc.method = method.method,
                 rpc.grpc.status_code = Empty,
             );
-            // Fails only when the span is not exported (it always is, here).
-            let _ = span.set_parent(telemetry::remote_parent(request.headers()));
+            let trusted = self.caller_trusted(&request);
+            telemetry::place_in_callers_trace(&span, request.headers(), trusted);
             span
         });
         let mut call = Call {
@@ -152,7 +200,10 @@ where
             if let Some(code) = status_in(response.headers()) {
                 call.handled(code);
             }
-            Ok(response.map(|inner| Body::new(ObservedBody { inner, call })))
+            // The messages of a stream are made while its body is polled: under the call's
+            // span too, until the call is handled.
+            let span = if call.done { None } else { call.span.clone() };
+            Ok(response.map(|inner| Body::new(ObservedBody { inner, call, span })))
         })
     }
 }
@@ -220,11 +271,15 @@ fn status_in(headers: &HeaderMap) -> Option<tonic::Code> {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that records its call as handled when its trailers pass.
+    /// A response body that records its call as handled when its trailers pass, polled
+    /// inside the call's span.
     struct ObservedBody<B> {
         #[pin]
         inner: B,
         call: Call,
+        // The call's span (a handle of its own: the call's ends it when handled), entered
+        // while the body is polled; dropped once the call is handled.
+        span: Option<tracing::Span>,
     }
 }
 
@@ -240,7 +295,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        let entered = this.span.as_ref().map(tracing::Span::enter);
         let frame = std::task::ready!(this.inner.poll_frame(cx));
+        drop(entered);
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(code) = frame.trailers_ref().and_then(status_in) {
@@ -249,6 +306,10 @@ where
             }
             // A body that fails or ends without a status: the call did not end well.
             Some(Err(_)) | None => this.call.handled(tonic::Code::Unknown),
+        }
+        if this.call.done {
+            // The span ends now, not when the body is dropped.
+            *this.span = None;
         }
         Poll::Ready(frame)
     }
@@ -289,6 +350,106 @@ pub(crate) fn code_name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use tracing_subscriber::{layer::SubscriberExt as _, registry::LookupSpan};
+
+    /// Records, for every event, the span it happened in.
+    struct SpansOfEvents(Arc<Mutex<Vec<Option<String>>>>);
+
+    impl<S> tracing_subscriber::Layer<S> for SpansOfEvents
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_event(
+            &self,
+            _event: &tracing::Event<'_>,
+            ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let span = ctx.lookup_current().map(|span| span.name().to_owned());
+            self.0.lock().expect("lock").push(span);
+        }
+    }
+
+    /// A stream's body: it logs as it makes each message (as a stream's work does), then
+    /// ends with an OK status.
+    struct Stream {
+        left: usize,
+        ended: bool,
+    }
+
+    impl http_body::Body for Stream {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            if self.left == 0 {
+                self.ended = true;
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            self.left -= 1;
+            tracing::info!("a message made");
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"message")))))
+        }
+    }
+
+    #[derive(Clone)]
+    struct Streams;
+
+    impl Service<Request<()>> for Streams {
+        type Response = Response<Stream>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<Stream>, Self::Error>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(Stream {
+                left: 2,
+                ended: false,
+            })))
+        }
+    }
+
+    #[test]
+    fn a_streams_messages_are_made_inside_its_calls_span() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(SpansOfEvents(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut service = tower_layer::Layer::layer(
+                &ObserveLayer {
+                    trusted: Arc::from([]),
+                    spans: true,
+                },
+                Streams,
+            );
+            let request = Request::builder()
+                .uri("/tessera.auth.v1.AuthService/WatchRevocations")
+                .body(())
+                .expect("request");
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let mut call = service.call(request);
+            let Poll::Ready(Ok(response)) = call.as_mut().poll(&mut cx) else {
+                panic!("the call answers at once");
+            };
+            let mut body = std::pin::pin!(response.into_body());
+            while let Poll::Ready(Some(frame)) = http_body::Body::poll_frame(body.as_mut(), &mut cx)
+            {
+                frame.expect("a frame");
+            }
+        });
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen, vec![Some("grpc".to_owned()); 2], "{seen:?}");
+    }
 
     #[test]
     fn paths_name_our_methods_and_nothing_else() {

@@ -58,6 +58,7 @@ impl HttpState {
 /// The HTTP listener's routes (SPEC §8), under the CORS rule of `origins`. Requests need the
 /// peer's address ([`axum::extract::ConnectInfo`]): [`super::serve`] adds it.
 pub fn router(state: HttpState, origins: &CorsOrigins) -> Router {
+    let trusted = state.trusted_proxies.clone();
     let routes = Router::new()
         .route("/v1/auth/token", only("POST", post(token::token)))
         .route("/v1/auth/revoke", only("POST", post(revoke::revoke)))
@@ -71,7 +72,7 @@ pub fn router(state: HttpState, origins: &CorsOrigins) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .layer(cors::cors_layer(origins))
         .with_state(state);
-    super::trace::layer(routes)
+    super::trace::layer(routes, trusted)
 }
 
 /// A route that answers 405, with `Allow`, to any other method.

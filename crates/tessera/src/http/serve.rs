@@ -1,11 +1,11 @@
 //! The HTTP listener's accept loop: each connection served by hyper (HTTP/1.1, or HTTP/2 when
-//! it starts with the HTTP/2 preface) with limits a hostile client cannot get around, which
-//! `axum::serve` leaves unset: how long a connection may take to show its protocol and a
-//! request its headers, how many streams an HTTP/2 connection may hold, keepalive pings that
-//! find dead peers, a maximum age, and a bound on connections open at once. On stop, listening
-//! ends and every connection finishes its requests in flight, then closes. With TLS, each
-//! connection's handshake and first bytes are under the same time limit (the metrics listener
-//! is served here too).
+//! it starts with the HTTP/2 preface) with the limits `axum::serve` leaves unset: how long a
+//! connection may take to show its protocol and a request its headers, how many streams an
+//! HTTP/2 connection may hold, keepalive pings that find dead peers, a maximum age, and a bound
+//! on connections open at once (shared by every caller: there is no bound per address). On stop,
+//! listening ends and every connection finishes its requests in flight, then closes. With TLS,
+//! each connection's handshake and first bytes are under the same time limit (the metrics
+//! listener is served here too).
 use std::{
     future::Future,
     net::SocketAddr,

@@ -55,19 +55,30 @@ pub struct LimitArgs {
     pub http_header_timeout: String,
 }
 
-/// The limits in force, validated.
+/// The limits in force, validated: every duration has an upper bound (an absurd one would
+/// overflow hyper's and tokio's clocks, which panic), and the keepalive timeout is shorter than
+/// its interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Streams (so calls) one gRPC connection may hold at once.
     pub grpc_max_streams_per_connection: u32,
+    /// Streams (so requests) one HTTP/2 connection of the HTTP listener may hold at once.
     pub http_max_streams_per_connection: u32,
+    /// How often an idle HTTP/2 connection (either listener) is pinged.
     pub keepalive_interval: Duration,
+    /// How long a ping's answer may take before the connection is closed.
     pub keepalive_timeout: Duration,
-    /// `None`: no TCP keepalive.
+    /// TCP keepalive on the gRPC port's connections; `None`: off.
     pub tcp_keepalive: Option<Duration>,
+    /// The longest a gRPC connection lives before it finishes its calls and closes.
     pub grpc_max_connection_age: Duration,
+    /// The time an aged gRPC connection's calls get to finish.
     pub grpc_max_connection_age_grace: Duration,
+    /// The longest an HTTP connection lives before it finishes its requests and closes.
     pub http_max_connection_age: Duration,
+    /// HTTP connections open at once; past it, new ones are closed unserved.
     pub http_max_connections: usize,
+    /// How long a new HTTP connection may take to show its protocol, and a request its headers.
     pub http_header_timeout: Duration,
 }
 
@@ -88,26 +99,42 @@ impl Default for Limits {
     }
 }
 
+/// The longest connection age either listener accepts, and how it is written.
+const MAX_AGE: (Duration, &str) = (Duration::from_secs(24 * 3600), "24h");
+/// The longest keepalive interval, keepalive timeout, grace or header timeout.
+const MAX_WAIT: (Duration, &str) = (Duration::from_secs(3600), "1h");
+const ONE_SECOND: Duration = Duration::from_secs(1);
+
 impl LimitArgs {
     /// The validated limits.
     pub fn limits(&self) -> Result<Limits, ConfigError> {
-        let at_least_1s = |name: &'static str, text: &str| {
-            let d = duration(name, text)?;
-            if d < Duration::from_secs(1) {
-                return Err(ConfigError {
-                    name,
-                    value: text.to_owned(),
-                    expected: "expected at least 1s".into(),
-                });
-            }
-            Ok(d)
-        };
         let tcp_keepalive = duration("TESSERA_TCP_KEEPALIVE", &self.tcp_keepalive)?;
-        if tcp_keepalive != Duration::ZERO && tcp_keepalive < Duration::from_secs(1) {
+        if tcp_keepalive != Duration::ZERO && !(ONE_SECOND..=MAX_WAIT.0).contains(&tcp_keepalive) {
             return Err(ConfigError {
                 name: "TESSERA_TCP_KEEPALIVE",
                 value: self.tcp_keepalive.clone(),
-                expected: "expected 0s (off) or at least 1s".into(),
+                expected: "expected 0s (off) or from 1s to 1h".into(),
+            });
+        }
+        let keepalive_interval = between(
+            "TESSERA_KEEPALIVE_INTERVAL",
+            &self.keepalive_interval,
+            MAX_WAIT,
+        )?;
+        let keepalive_timeout = between(
+            "TESSERA_KEEPALIVE_TIMEOUT",
+            &self.keepalive_timeout,
+            MAX_WAIT,
+        )?;
+        // A ping that may take longer to answer than the next one is due never times out.
+        if keepalive_timeout >= keepalive_interval {
+            return Err(ConfigError {
+                name: "TESSERA_KEEPALIVE_TIMEOUT",
+                value: self.keepalive_timeout.clone(),
+                expected: format!(
+                    "expected less than TESSERA_KEEPALIVE_INTERVAL ({})",
+                    self.keepalive_interval.trim()
+                ),
             });
         }
         Ok(Limits {
@@ -121,35 +148,53 @@ impl LimitArgs {
                 &self.http_max_streams_per_connection,
                 1..=100_000,
             )?,
-            keepalive_interval: at_least_1s(
-                "TESSERA_KEEPALIVE_INTERVAL",
-                &self.keepalive_interval,
-            )?,
-            keepalive_timeout: at_least_1s("TESSERA_KEEPALIVE_TIMEOUT", &self.keepalive_timeout)?,
+            keepalive_interval,
+            keepalive_timeout,
             tcp_keepalive: (tcp_keepalive != Duration::ZERO).then_some(tcp_keepalive),
-            grpc_max_connection_age: at_least_1s(
+            grpc_max_connection_age: between(
                 "TESSERA_GRPC_MAX_CONNECTION_AGE",
                 &self.grpc_max_connection_age,
+                MAX_AGE,
             )?,
-            grpc_max_connection_age_grace: duration(
+            grpc_max_connection_age_grace: between(
                 "TESSERA_GRPC_MAX_CONNECTION_AGE_GRACE",
                 &self.grpc_max_connection_age_grace,
+                MAX_WAIT,
             )?,
-            http_max_connection_age: at_least_1s(
+            http_max_connection_age: between(
                 "TESSERA_HTTP_MAX_CONNECTION_AGE",
                 &self.http_max_connection_age,
+                MAX_AGE,
             )?,
             http_max_connections: whole(
                 "TESSERA_HTTP_MAX_CONNECTIONS",
                 &self.http_max_connections,
                 1..=1_000_000,
             )? as usize,
-            http_header_timeout: at_least_1s(
+            http_header_timeout: between(
                 "TESSERA_HTTP_HEADER_TIMEOUT",
                 &self.http_header_timeout,
+                MAX_WAIT,
             )?,
         })
     }
+}
+
+/// A duration from 1s to `max`.
+fn between(
+    name: &'static str,
+    text: &str,
+    (max, max_text): (Duration, &str),
+) -> Result<Duration, ConfigError> {
+    let d = duration(name, text)?;
+    if !(ONE_SECOND..=max).contains(&d) {
+        return Err(ConfigError {
+            name,
+            value: text.to_owned(),
+            expected: format!("expected from 1s to {max_text}"),
+        });
+    }
+    Ok(d)
 }
 
 fn whole(
@@ -211,6 +256,19 @@ mod tests {
         assert_eq!(limits.grpc_max_streams_per_connection, 8);
         assert_eq!(limits.tcp_keepalive, None);
         assert_eq!(limits.http_max_connection_age, Duration::from_secs(60));
+        // The upper bounds themselves are allowed.
+        let longest = parse(&[
+            "--grpc-max-connection-age",
+            "24h",
+            "--keepalive-interval",
+            "1h",
+            "--keepalive-timeout",
+            "59m",
+            "--grpc-max-connection-age-grace",
+            "1h",
+        ])
+        .expect("the bounds");
+        assert_eq!(longest.grpc_max_connection_age, Duration::from_secs(86_400));
         for (flag, value, name) in [
             (
                 "--grpc-max-streams-per-connection",
@@ -236,6 +294,37 @@ mod tests {
                 "TESSERA_HTTP_MAX_CONNECTIONS",
             ),
             ("--http-header-timeout", "0s", "TESSERA_HTTP_HEADER_TIMEOUT"),
+            // Past the upper bounds (an absurd one would overflow the clocks that use it).
+            (
+                "--grpc-max-connection-age",
+                "300000000000y",
+                "TESSERA_GRPC_MAX_CONNECTION_AGE",
+            ),
+            (
+                "--http-max-connection-age",
+                "25h",
+                "TESSERA_HTTP_MAX_CONNECTION_AGE",
+            ),
+            ("--keepalive-interval", "2h", "TESSERA_KEEPALIVE_INTERVAL"),
+            ("--keepalive-timeout", "0s", "TESSERA_KEEPALIVE_TIMEOUT"),
+            // Not shorter than the interval (30s).
+            ("--keepalive-timeout", "30s", "TESSERA_KEEPALIVE_TIMEOUT"),
+            ("--tcp-keepalive", "300000000000y", "TESSERA_TCP_KEEPALIVE"),
+            (
+                "--grpc-max-connection-age-grace",
+                "0s",
+                "TESSERA_GRPC_MAX_CONNECTION_AGE_GRACE",
+            ),
+            (
+                "--grpc-max-connection-age-grace",
+                "2h",
+                "TESSERA_GRPC_MAX_CONNECTION_AGE_GRACE",
+            ),
+            (
+                "--http-header-timeout",
+                "300000000000y",
+                "TESSERA_HTTP_HEADER_TIMEOUT",
+            ),
         ] {
             let err = parse(&[flag, value]).expect_err(flag);
             assert_eq!(err.name, name);

@@ -209,10 +209,10 @@ impl Application {
         // listeners share; gRPC-Web over HTTP/1.1 needs HTTP/1 accepted.
         let serve = Server::builder()
             .timeout(Duration::from_secs(30))
-            // Limits a hostile client cannot get around: streams (so calls) in flight on one
-            // connection (HTTP/1.1, for gRPC-Web, carries one at a time), pings that find dead
-            // peers, and an age after which a connection finishes its calls and closes
-            // (WatchRevocations readers reconnect and resume).
+            // Limits on each connection: streams (so calls) in flight on it (HTTP/1.1, for
+            // gRPC-Web, carries one at a time), pings that find dead peers, and an age after
+            // which it finishes its calls and closes (WatchRevocations readers reconnect and
+            // resume). Not yet: a cap on connections, a timeout for a new one's first bytes.
             .max_concurrent_streams(limits.grpc_max_streams_per_connection)
             .http2_keepalive_interval(Some(limits.keepalive_interval))
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
@@ -222,7 +222,9 @@ impl Application {
             .layer(http::cors_layer(&self.config.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             // Every call's series and span, health and reflection included.
-            .layer(crate::grpc::observe::ObserveLayer)
+            .layer(crate::grpc::observe::ObserveLayer::new(
+                &self.config.trusted_proxies,
+            ))
             .add_service(auth)
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST_BYTES))

@@ -358,6 +358,21 @@ async fn a_bad_configuration_prints_one_clear_line_and_exits_non_zero() {
             ],
             "TESSERA_KEEPALIVE_INTERVAL",
         ),
+        // Past its upper bound: it would overflow hyper's clock (a panic per connection).
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_GRPC_MAX_CONNECTION_AGE", "300000000000y"),
+            ],
+            "TESSERA_GRPC_MAX_CONNECTION_AGE",
+        ),
+        (
+            &[
+                ("TESSERA_DATABASE_URL", url),
+                ("TESSERA_KEEPALIVE_TIMEOUT", "1m"),
+            ],
+            "TESSERA_KEEPALIVE_TIMEOUT",
+        ),
         (
             &[
                 ("TESSERA_DATABASE_URL", url),

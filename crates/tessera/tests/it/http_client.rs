@@ -65,6 +65,17 @@ impl Http {
         }
     }
 
+    /// A client for `base` whose connections leave from `local` (a loopback address other
+    /// than 127.0.0.1 stands for another host).
+    pub fn new_from(base: String, local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base,
+        }
+    }
+
     /// A client for `base` that speaks HTTP/2 without TLS (prior knowledge, as h2load does).
     pub fn new_h2c(base: String) -> Self {
         Self {
