@@ -49,20 +49,26 @@ impl TestCa {
         self.leaf(
             "tessera",
             vec![SERVER_NAME.into(), "127.0.0.1".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
 
     /// A client certificate for `name`.
     pub fn client(&self, name: &str) -> Leaf {
-        self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
+        self.leaf(name, Vec::new(), vec![ExtendedKeyUsagePurpose::ClientAuth])
     }
 
-    fn leaf(&self, name: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Leaf {
+    /// A certificate for `name` with `usages` as its extended key usage (none: without the
+    /// extension), such as a CA also signs for servers or code.
+    pub fn leaf_for(&self, name: &str, usages: Vec<ExtendedKeyUsagePurpose>) -> Leaf {
+        self.leaf(name, Vec::new(), usages)
+    }
+
+    fn leaf(&self, name: &str, sans: Vec<String>, usages: Vec<ExtendedKeyUsagePurpose>) -> Leaf {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(sans).expect("params");
         params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &self.issuer).expect("certificate");
         Leaf {
             cert: cert.pem(),

@@ -87,20 +87,29 @@ impl MasterKeyArgs {
 /// anyone else: whoever reads it can forge every token. (Not refused: container secrets are
 /// often mounted 0444 in a container that only the service runs in.)
 fn warn_if_others_can_read(path: &std::path::Path) {
+    if let Some(mode) = open_to_others(path) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the master key file is open to other users of this machine \
+             (chmod 0400 it, owned by the service's user)"
+        );
+    }
+}
+
+/// The permission bits of `path` when its group or other users have any (`None` when only
+/// its owner does, it cannot be read, or off Unix).
+pub(crate) fn open_to_others(path: &std::path::Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{mode:o}"),
-                    "the master key file is open to other users of this machine \
-                     (chmod 0400 it, owned by the service's user)"
-                );
-            }
-        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

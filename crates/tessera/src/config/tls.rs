@@ -18,7 +18,8 @@ pub struct TlsArgs {
     #[arg(long, env = "TESSERA_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA certificates of client certificates (mTLS): the gRPC and metrics listeners
-    /// require a client certificate from them, the HTTP listener asks for one.
+    /// require a client certificate from them (with the clientAuth extended key usage); the
+    /// HTTP listener never asks for one.
     #[arg(long, env = "TESSERA_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
 }

@@ -48,21 +48,48 @@ impl AuthServiceImpl {
         self
     }
 
-    /// Checks an IntrospectToken or WatchRevocations caller; returns its client_id (empty
-    /// when callers are not checked, or were by their client certificate).
-    async fn authorize_caller<T>(&self, req: &Request<T>) -> Result<String, DomainError> {
+    /// Checks an IntrospectToken or WatchRevocations caller; returns who it is.
+    async fn authorize_caller<T>(&self, req: &Request<T>) -> Result<Caller, DomainError> {
         match self.introspection_auth {
-            IntrospectionAuth::None => Ok(String::new()),
-            IntrospectionAuth::Mtls if request::client_certificate_verified(req) => {
-                Ok(String::new())
-            }
-            IntrospectionAuth::Bearer | IntrospectionAuth::Mtls => {
-                if bearer(req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
-                    Err(DomainError::CallerNotAllowed)
-                } else {
-                    self.tokens.authorize_introspection(bearer(req)).await
-                }
-            }
+            IntrospectionAuth::None => Ok(Caller::default()),
+            IntrospectionAuth::Mtls => match request::client_certificate_holder(req) {
+                Some(holder) => Ok(Caller {
+                    client_id: String::new(),
+                    certificate: Some(holder),
+                }),
+                None => self.authorize_bearer(req).await,
+            },
+            IntrospectionAuth::Bearer => self.authorize_bearer(req).await,
+        }
+    }
+
+    async fn authorize_bearer<T>(&self, req: &Request<T>) -> Result<Caller, DomainError> {
+        if bearer(req).is_some_and(|t| t.len() > request::MAX_TOKEN_LEN) {
+            return Err(DomainError::CallerNotAllowed);
+        }
+        let client_id = self.tokens.authorize_introspection(bearer(req)).await?;
+        Ok(Caller {
+            client_id,
+            certificate: None,
+        })
+    }
+}
+
+/// Who an IntrospectToken or WatchRevocations caller is: the client_id of its bearer token,
+/// or the holder of its client certificate (both empty when callers are not checked).
+#[derive(Debug, Default)]
+struct Caller {
+    client_id: String,
+    certificate: Option<String>,
+}
+
+impl Caller {
+    /// What the RPC's span records: the client_id and the certificate holder, empty when
+    /// the caller was refused.
+    fn logged(caller: &Result<Caller, DomainError>) -> (String, Option<String>) {
+        match caller {
+            Ok(caller) => (caller.client_id.clone(), caller.certificate.clone()),
+            Err(_) => (String::new(), None),
         }
     }
 }
@@ -76,12 +103,27 @@ async fn traced<T>(
     client_id: &str,
     work: impl Future<Output = Result<T, DomainError>>,
 ) -> Result<Response<T>, Status> {
+    traced_by(method, client_id, None, work).await
+}
+
+/// [`traced`], for a caller that may be known by its client certificate: the span also
+/// records the certificate's holder (`client_cert`).
+async fn traced_by<T>(
+    method: &'static str,
+    client_id: &str,
+    client_cert: Option<&str>,
+    work: impl Future<Output = Result<T, DomainError>>,
+) -> Result<Response<T>, Status> {
     let span = tracing::info_span!(
         "rpc",
         method,
         client_id = request::loggable_client_id(client_id),
+        client_cert = Empty,
         outcome = Empty
     );
+    if let Some(holder) = client_cert {
+        span.record("client_cert", holder);
+    }
     async move {
         let result = call::within_deadline(work).await;
         call::record_outcome("rpc", &result);
@@ -166,15 +208,20 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         req: Request<pb::IntrospectTokenRequest>,
     ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
         let caller = self.authorize_caller(&req).await;
-        let caller_id = caller.as_deref().unwrap_or("").to_owned();
+        let (caller_id, certificate) = Caller::logged(&caller);
         let req = req.into_inner();
-        traced("IntrospectToken", &caller_id, async {
-            caller?;
-            request::introspected_token(&req)?;
-            Ok(introspection_response(
-                self.tokens.introspect(&req.token).await?,
-            ))
-        })
+        traced_by(
+            "IntrospectToken",
+            &caller_id,
+            certificate.as_deref(),
+            async {
+                caller?;
+                request::introspected_token(&req)?;
+                Ok(introspection_response(
+                    self.tokens.introspect(&req.token).await?,
+                ))
+            },
+        )
         .await
     }
 
@@ -228,20 +275,25 @@ impl pb::auth_service_server::AuthService for AuthServiceImpl {
         req: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let caller = self.authorize_caller(&req).await;
-        let caller_id = caller.as_deref().unwrap_or("").to_owned();
+        let (caller_id, certificate) = Caller::logged(&caller);
         let after_sequence = req.get_ref().after_sequence;
         let tokens = self.tokens.clone();
         let streams = self.watch_streams.clone();
-        traced("WatchRevocations", &caller_id, async move {
-            caller?;
-            let permit = streams
-                .try_acquire_owned()
-                .map_err(|_| DomainError::SlowDown {
-                    retry_after: std::time::Duration::from_secs(1),
-                })?;
-            let subscription = tokens.watch_revocations(after_sequence)?;
-            Ok(watch::start(tokens, subscription, after_sequence, permit))
-        })
+        traced_by(
+            "WatchRevocations",
+            &caller_id,
+            certificate.as_deref(),
+            async move {
+                caller?;
+                let permit = streams
+                    .try_acquire_owned()
+                    .map_err(|_| DomainError::SlowDown {
+                        retry_after: std::time::Duration::from_secs(1),
+                    })?;
+                let subscription = tokens.watch_revocations(after_sequence)?;
+                Ok(watch::start(tokens, subscription, after_sequence, permit))
+            },
+        )
         .await
     }
 }

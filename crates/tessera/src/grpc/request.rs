@@ -71,8 +71,11 @@ pub fn revoke_secret(req: &mut pb::RevokeTokenRequest) -> Option<SecretString> {
     shape::secret(std::mem::take(&mut req.client_secret))
 }
 
-/// Whether the caller's connection presented a client certificate that the client CA
-/// verified (the gRPC listener refuses any other at the handshake).
-pub fn client_certificate_verified<T>(req: &tonic::Request<T>) -> bool {
-    req.peer_certs().is_some_and(|chain| !chain.is_empty())
+/// The holder of the client certificate the caller's connection presented, if it presented
+/// one: the gRPC listener refuses at the handshake any certificate the client CA did not
+/// sign, or that was not made for client authentication. (`-` when it names nobody.)
+pub fn client_certificate_holder<T>(req: &tonic::Request<T>) -> Option<String> {
+    let chain = req.peer_certs()?;
+    let leaf = chain.first()?;
+    Some(crate::edge::tls::client_cert::holder(leaf).unwrap_or_else(|| "-".to_owned()))
 }

@@ -8,8 +8,10 @@
 //!
 //! Whole configurations are swapped rather than only the certificate behind a
 //! `ResolvesServerCert`: the client CA then reloads by the same path, and each listener keeps
-//! its own session cache (a session resumed on a listener that asks for client certificates
-//! must have been made on it).
+//! its own session cache. The listeners that require client certificates keep none: rustls
+//! does not check a resumed session's certificate again, so it would outlive its expiry.
+//! Their verifier also wants the clientAuth extended key usage on the leaf.
+pub mod client_cert;
 mod incoming;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -21,7 +23,7 @@ use tokio_rustls::{
     rustls::{
         self, RootCertStore, ServerConfig,
         crypto::CryptoProvider,
-        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
         server::{WebPkiClientVerifier, danger::ClientCertVerifier},
         sign::CertifiedKey,
     },
@@ -34,6 +36,9 @@ pub use incoming::incoming;
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// The longest a client may take over its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a client may take to send the first bytes of its ClientHello (a connection
+/// that says nothing holds a handshake place for this long, not [`HANDSHAKE_TIMEOUT`]).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What both HTTP/2 and HTTP/1.1 listeners offer in ALPN: gRPC (and gRPC-Web over HTTP/2),
 /// gRPC-Web and the token endpoint over HTTP/1.1.
@@ -44,8 +49,9 @@ const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 pub enum Listener {
     /// Internal services: with a client CA, a client certificate is required.
     Grpc,
-    /// Browsers and SDKs: with a client CA, a client certificate is asked for, not required
-    /// (one from another CA is still refused).
+    /// Browsers and SDKs: never asked for a client certificate (introspection there is
+    /// bearer-only; asking would show browsers a certificate picker and send the CA's name
+    /// to anyone who connects).
     Http,
     /// Prometheus: as the gRPC listener.
     Metrics,
@@ -90,6 +96,7 @@ impl Tls {
     /// missing, unreadable, not PEM, a key that is not the certificate's, or a bad CA.
     pub fn load(files: TlsFiles) -> Result<Self, ConfigError> {
         let loaded = load(&files)?;
+        warn_if_key_open_to_others(&files.key);
         Ok(Self {
             files,
             current: ArcSwap::from_pointee(loaded),
@@ -156,16 +163,33 @@ impl Tls {
             };
             match outcome {
                 Reload::Unchanged => {}
-                Reload::Reloaded => tracing::info!(
-                    cert = %self.files.cert.display(),
-                    "TLS files changed: new connections get the new certificate"
-                ),
+                Reload::Reloaded => {
+                    tracing::info!(
+                        cert = %self.files.cert.display(),
+                        "TLS files changed: new connections get the new certificate"
+                    );
+                    warn_if_key_open_to_others(&self.files.key);
+                }
                 Reload::Refused(error) => tracing::warn!(
                     error = %error,
                     "TLS files changed but do not load: keeping the certificate in use"
                 ),
             }
         }
+    }
+}
+
+/// Warns when the TLS key file can be read by users other than its owner: whoever reads it
+/// can pass for this server (and read what clients send it). Not refused, as with the master
+/// key file: container secrets are often mounted 0444.
+fn warn_if_key_open_to_others(path: &Path) {
+    if let Some(mode) = crate::config::open_to_others(path) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the TLS key file (TESSERA_TLS_KEY) is open to other users of this machine \
+             (chmod 0400 it, owned by the service's user)"
+        );
     }
 }
 
@@ -269,6 +293,13 @@ fn load(files: &TlsFiles) -> Result<Loaded, ConfigError> {
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(Arc::new(Fixed(certified.clone())));
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        if verifier_requires_certificates(listener, client_roots.is_some()) {
+            // No session resumption where a client certificate is required: on resumption
+            // rustls takes the chain stored with the session without checking it again, so a
+            // certificate would keep working after it expired (or its CA was replaced).
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
         Ok(Arc::new(config))
     };
     Ok(Loaded {
@@ -309,10 +340,75 @@ fn client_verifier(
     let Some(roots) = roots else {
         return Ok(WebPkiClientVerifier::no_client_auth());
     };
-    let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
     match listener {
-        Listener::Grpc | Listener::Metrics => builder.build(),
-        Listener::Http => builder.allow_unauthenticated().build(),
+        Listener::Grpc | Listener::Metrics => {
+            let webpki =
+                WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).build()?;
+            Ok(Arc::new(ClientAuthOnly(webpki)))
+        }
+        Listener::Http => Ok(WebPkiClientVerifier::no_client_auth()),
+    }
+}
+
+/// Whether `listener`'s connections must present a client certificate.
+fn verifier_requires_certificates(listener: Listener, has_client_ca: bool) -> bool {
+    has_client_ca && matches!(listener, Listener::Grpc | Listener::Metrics)
+}
+
+/// The client CA's verification, and a leaf certificate made for client authentication:
+/// webpki checks the extended key usage only when the certificate has one, so without this
+/// any certificate the CA ever signed (a server's, a code signer's) would be a client.
+#[derive(Debug)]
+struct ClientAuthOnly(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for ClientAuthOnly {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        if !client_cert::has_client_auth_usage(end_entity) {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::InvalidPurpose,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -326,14 +422,18 @@ impl rustls::server::ResolvesServerCert for Fixed {
     }
 }
 
-/// The TLS side of a connection that just arrived: the handshake, within
-/// [`HANDSHAKE_TIMEOUT`]. A failure is the client's (a plaintext client, a wrong CA, a port
+/// The TLS side of a connection that just arrived: the first bytes of the ClientHello within
+/// [`HELLO_TIMEOUT`], the whole handshake within [`HANDSHAKE_TIMEOUT`]. A failure is the client's (a plaintext client, a wrong CA, a port
 /// scanner) and is logged at debug level by the caller.
 pub async fn handshake(
     acceptor: TlsAcceptor,
     tcp: tokio::net::TcpStream,
 ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+    let handshake = async {
+        hello_started(&tcp).await?;
+        acceptor.accept(tcp).await
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| {
             std::io::Error::new(
@@ -341,6 +441,23 @@ pub async fn handshake(
                 "the TLS handshake took too long",
             )
         })?
+}
+
+/// Waits up to [`HELLO_TIMEOUT`] for the client's first bytes (without taking them).
+async fn hello_started(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HELLO_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => Ok(()),
+        Ok(Ok(_)) => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the client closed the connection before its TLS ClientHello",
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client sent no TLS ClientHello in time",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +469,49 @@ mod tests {
         let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
         let cert = params.self_signed(&key).expect("certificate");
         (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn listeners_that_require_client_certificates_resume_no_sessions_and_http_asks_for_none() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (cert, key) = minted();
+        let (ca, _) = minted();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
+        write("cert.pem", &cert).expect("write");
+        write("key.pem", &key).expect("write");
+        write("ca.pem", &ca).expect("write");
+        let tls = Tls::load(
+            TlsFiles::new(dir.path().join("cert.pem"), dir.path().join("key.pem"))
+                .with_client_ca(dir.path().join("ca.pem")),
+        )
+        .expect("loads");
+        for listener in [Listener::Grpc, Listener::Metrics] {
+            let config = tls.acceptor(listener).config().clone();
+            assert_eq!(config.send_tls13_tickets, 0, "{listener:?}");
+            assert!(!config.session_storage.can_cache(), "{listener:?}");
+        }
+        let http = tls.acceptor(Listener::Http).config().clone();
+        assert!(http.session_storage.can_cache());
+        assert!(!verifier_requires_certificates(Listener::Http, true));
+        let verifier = client_verifier(Listener::Http, None, &provider()).expect("verifier");
+        assert!(!verifier.offer_client_auth());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_open_to_others_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "key").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(crate::config::open_to_others(&path), None);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(crate::config::open_to_others(&path), Some(0o644));
+    }
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
     }
 
     #[test]
