@@ -66,8 +66,10 @@ impl Jobs {
             )),
             tokio::spawn(follow_revocations(tokens.clone(), stopped.clone())),
             tokio::spawn(follow_key_rotation(tokens.clone(), stopped.clone())),
-            tokio::spawn(checkpoint_wal(store.clone(), stopped.clone())),
         ];
+        if store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite {
+            running.push(tokio::spawn(checkpoint_wal(store.clone(), stopped.clone())));
+        }
         if !cleanup_interval.is_zero() {
             running.push(tokio::spawn(clean_up(
                 store,
@@ -102,7 +104,7 @@ impl Jobs {
 /// by many commits is copied once.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Checkpoints the write-ahead log every [`CHECKPOINT_INTERVAL`] (SQLite only).
+/// Checkpoints the write-ahead log every [`CHECKPOINT_INTERVAL`] (started on SQLite only).
 async fn checkpoint_wal(store: Store, stop: watch::Receiver<bool>) {
     every(
         || CHECKPOINT_INTERVAL,
